@@ -1,0 +1,105 @@
+"""Sentence-aware chunking that never loses track of character offsets.
+
+Every chunk is a slice of its document (``doc.text[chunk.start:chunk.end] ==
+chunk.text``): the splitter only ever records positions, it never rewrites
+text, so citations map back to the file exactly.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qa.config import ChunkingConfig
+from qa.types import Chunk, Document
+
+# A sentence ends at . ! ? (plus closing quotes/brackets) followed by white space,
+# or at a blank line. Abbreviations and initials are not sentence ends.
+_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)|\n\s*\n")
+_ABBREV = frozenset(
+    "mr mrs ms dr prof gen col lt sgt capt maj adm gov sen rep st jr sr inc ltd co corp vs etc "
+    "e.g i.e u.s u.k no fig jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+_WORD = re.compile(r"\S+")
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """True when the '.' at ``dot`` closes an abbreviation or an initial."""
+    if text[dot] != ".":
+        return False
+    j = dot
+    while j > 0 and not text[j - 1].isspace():
+        j -= 1
+    word = text[j:dot].lower().lstrip("(\"'“‘")
+    if word in _ABBREV or (len(word) == 1 and word.isalpha()):
+        return True
+    # Next non-space character in lower case: "approx. three" is one sentence.
+    k = dot + 1
+    while k < len(text) and text[k].isspace():
+        k += 1
+    return k < len(text) and text[k].islower()
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """[start, end) spans of sentences, white space trimmed, covering all content."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _END.finditer(text):
+        if m.group().startswith(".") and _is_abbreviation(text, m.start()):
+            continue
+        spans.append((start, m.end()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e:
+            out.append((s, e))
+    return out
+
+
+def _split_long(text: str, span: tuple[int, int], max_words: int) -> list[tuple[int, int]]:
+    """Cut a run-on sentence into pieces of at most ``max_words`` words."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text, span[0], span[1])]
+    return [
+        (words[i][0], words[min(i + max_words, len(words)) - 1][1])
+        for i in range(0, len(words), max_words)
+    ]
+
+
+class Chunker:
+    """Packs whole sentences into chunks of at most ``max_words`` words, each
+    chunk repeating the last ``overlap_sentences`` sentences of the one before."""
+
+    def __init__(self, config: ChunkingConfig | None = None) -> None:
+        self.config = config or ChunkingConfig()
+
+    def run(self, doc: Document) -> list[Chunk]:
+        text = doc.text
+        max_words = self.config.max_words
+        sents: list[tuple[int, int, int]] = []  # start, end, words
+        for span in split_sentences(text):
+            n = len(_WORD.findall(text, span[0], span[1]))
+            if n > max_words:
+                sents.extend((s, e, len(_WORD.findall(text, s, e))) for s, e in _split_long(text, span, max_words))
+            else:
+                sents.append((span[0], span[1], n))
+        chunks: list[Chunk] = []
+        i = 0
+        while i < len(sents):
+            j, words = i, 0
+            while j < len(sents) and (j == i or words + sents[j][2] <= max_words):
+                words += sents[j][2]
+                j += 1
+            start, end = sents[i][0], sents[j - 1][1]
+            chunks.append(Chunk(doc_id=doc.id, start=start, end=end, text=text[start:end]))
+            if j >= len(sents):
+                break
+            # Step back for overlap, but always move forward by at least one sentence.
+            i = max(i + 1, j - self.config.overlap_sentences)
+        return chunks
+
+    def run_many(self, docs: list[Document]) -> list[Chunk]:
+        return [c for d in docs for c in self.run(d)]

@@ -1,0 +1,47 @@
+"""Exceptions with messages that say what went wrong and how to fix it.
+
+Every error the library raises on bad input is a ``QAError`` so callers (the
+CLI, the web app) can catch one type and show ``str(err)`` to the user.
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base class for every error ``qa`` raises on bad input or bad state."""
+
+
+class QuestionError(QAError, ValueError):
+    """The question is empty, blank or too long."""
+
+
+class DocumentError(QAError):
+    """A document could not be read: missing, unreadable, not UTF-8, unsupported."""
+
+
+class UnsupportedFormatError(DocumentError):
+    """The file type is not one ``qa`` can index."""
+
+
+class EmptyCorpusError(QAError):
+    """There is nothing to index or nothing indexed to search."""
+
+
+class IndexError_(QAError):
+    """Base for index problems (named with a trailing underscore to keep the builtin)."""
+
+
+class IndexMissingError(IndexError_):
+    """No index exists at the given folder."""
+
+
+class IndexCorruptError(IndexError_):
+    """An index file is unreadable or inconsistent with the others."""
+
+
+class IndexStaleError(IndexError_):
+    """The index was built with other settings, another model or other documents."""
+
+
+class ModelError(QAError):
+    """A model is missing or is not the one the index or settings expect."""

@@ -1,0 +1,145 @@
+"""SQuAD data: loading, the fixed held-out split, and the official scoring.
+
+Training, threshold tuning and evaluation all read SQuAD through this module so
+that the held-out articles are excluded (or selected) in exactly one place.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+#: Fixed by ../shared/data/README.md: never train, tune or pick a model on these.
+HELD_OUT_ARTICLES: frozenset[str] = frozenset(
+    {
+        "Amazon_rainforest",
+        "Computational_complexity_theory",
+        "Doctor_Who",
+        "Force",
+        "Harvard_University",
+        "Immune_system",
+        "Islamism",
+        "Martin_Luther",
+        "Packet_switching",
+        "Sky_(United_Kingdom)",
+        "Steam_engine",
+        "Yuan_dynasty",
+    }
+)
+
+#: Training articles carved out for validation (threshold and model choice).
+#: Huguenot brings ~200 unanswerable questions from the 2.0 half.
+VALIDATION_ARTICLES: frozenset[str] = frozenset({"Huguenot", "Oxygen", "Teacher"})
+
+
+@dataclass(frozen=True)
+class SquadExample:
+    """One question over one paragraph; ``answers`` empty means unanswerable."""
+
+    id: str
+    title: str
+    context: str
+    question: str
+    answers: tuple[str, ...]
+    answer_starts: tuple[int, ...] = field(default=())
+
+    @property
+    def is_impossible(self) -> bool:
+        return not self.answers
+
+
+def load_squad(path: str | Path) -> list[SquadExample]:
+    """Read a SQuAD v1.1 or v2.0 JSON file into flat examples."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)["data"]
+    out: list[SquadExample] = []
+    for article in data:
+        title = article["title"]
+        for para in article["paragraphs"]:
+            ctx = para["context"]
+            for qa in para["qas"]:
+                answers = [] if qa.get("is_impossible") else qa["answers"]
+                out.append(
+                    SquadExample(
+                        id=qa["id"],
+                        title=title,
+                        context=ctx,
+                        question=qa["question"].strip(),
+                        answers=tuple(a["text"] for a in answers),
+                        answer_starts=tuple(int(a["answer_start"]) for a in answers),
+                    )
+                )
+    return out
+
+
+def select(
+    examples: Iterable[SquadExample],
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+) -> list[SquadExample]:
+    """Filter examples by article title."""
+    inc = frozenset(include) if include is not None else None
+    exc = frozenset(exclude or ())
+    return [e for e in examples if (inc is None or e.title in inc) and e.title not in exc]
+
+
+def dedupe(examples: Iterable[SquadExample]) -> list[SquadExample]:
+    """Drop repeats of the same question on the same paragraph (the files overlap)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in examples:
+        key = (e.context, e.question)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+# --- official SQuAD scoring (v1.1 evaluate script semantics, v2.0 no-answer rule) ---
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCT = frozenset(string.punctuation)
+
+
+def normalize_answer(s: str) -> str:
+    """Lower-case, drop punctuation and articles, collapse white space."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in _PUNCT)
+    s = _ARTICLES.sub(" ", s)
+    return " ".join(s.split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    pred_toks = normalize_answer(prediction).split()
+    gold_toks = normalize_answer(gold).split()
+    if not pred_toks or not gold_toks:
+        # SQuAD 2.0 rule: both empty is a match, one empty is a miss.
+        return float(pred_toks == gold_toks)
+    common = collections.Counter(pred_toks) & collections.Counter(gold_toks)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision = same / len(pred_toks)
+    recall = same / len(gold_toks)
+    return 2 * precision * recall / (precision + recall)
+
+
+def best_scores(prediction: str, golds: Iterable[str]) -> tuple[float, float]:
+    """(EM, F1) of a prediction against its gold answers; no gold means "" is right."""
+    golds = list(golds)
+    if not golds:
+        hit = float(prediction.strip() == "")
+        return hit, hit
+    return (
+        max(exact_match(prediction, g) for g in golds),
+        max(f1_score(prediction, g) for g in golds),
+    )

