@@ -17,8 +17,10 @@ from qa.types import Chunk, Document
 _END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)|\n\s*\n")
 _ABBREV = frozenset(
     "mr mrs ms dr prof gen col lt sgt capt maj adm gov sen rep st jr sr inc ltd co corp vs etc "
-    "e.g i.e u.s u.k no fig jan feb mar apr jun jul aug sep sept oct nov dec".split()
+    "e.g i.e u.s u.k jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
+# Abbreviations only when a number follows ("No. 5", "Fig. 3"); "the answer is no." ends a sentence.
+_NUMBER_ABBREV = frozenset("no nos fig figs vol pp".split())
 _WORD = re.compile(r"\S+")
 
 
@@ -32,10 +34,12 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     word = text[j:dot].lower().lstrip("(\"'“‘")
     if word in _ABBREV or (len(word) == 1 and word.isalpha()):
         return True
-    # Next non-space character in lower case: "approx. three" is one sentence.
     k = dot + 1
     while k < len(text) and text[k].isspace():
         k += 1
+    if word in _NUMBER_ABBREV:
+        return k < len(text) and text[k].isdigit()
+    # Next non-space character in lower case: "approx. three" is one sentence.
     return k < len(text) and text[k].islower()
 
 
@@ -71,7 +75,8 @@ def _split_long(text: str, span: tuple[int, int], max_words: int) -> list[tuple[
 
 class Chunker:
     """Packs whole sentences into chunks of at most ``max_words`` words, each
-    chunk repeating the last ``overlap_sentences`` sentences of the one before."""
+    chunk repeating the last ``overlap_sentences`` sentences of the one before
+    (fewer when those and the next new sentence would not fit in one chunk)."""
 
     def __init__(self, config: ChunkingConfig | None = None) -> None:
         self.config = config or ChunkingConfig()
@@ -97,8 +102,13 @@ class Chunker:
             chunks.append(Chunk(doc_id=doc.id, start=start, end=end, text=text[start:end]))
             if j >= len(sents):
                 break
-            # Step back for overlap, but always move forward by at least one sentence.
-            i = max(i + 1, j - self.config.overlap_sentences)
+            # Step back for overlap, but always move forward by at least one sentence,
+            # and only as far as still lets the next chunk reach a new sentence
+            # (otherwise it would just repeat the tail of this one).
+            overlap = min(self.config.overlap_sentences, j - i - 1)
+            while overlap > 0 and sum(n for _, _, n in sents[j - overlap : j + 1]) > max_words:
+                overlap -= 1
+            i = j - overlap
         return chunks
 
     def run_many(self, docs: list[Document]) -> list[Chunk]:

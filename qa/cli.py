@@ -69,10 +69,35 @@ def cmd_remove(args: argparse.Namespace) -> int:
     try:
         store = qa.remove_documents(args.doc_ids)
     except KeyError as e:
-        print(f"error: {e.args[0]}", file=sys.stderr)
+        _error(str(e.args[0]) if e.args else str(e))
         return EXIT_ERROR
     print(f"{len(store.documents)} documents, {len(store)} chunks left")
     return 0
+
+
+def _error(message: str) -> None:
+    """One line on stderr, whatever the message holds."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
+def _probability(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability between 0 and 1, not {x}")
+    return x
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = with_index(sub.add_parser("ask", help="answer a question with its citation"))
     s.add_argument("question")
     s.add_argument("--json", action="store_true", help="print the Answer as JSON")
-    s.add_argument("--top-k", type=int, help="passages to read")
-    s.add_argument("--min-score", type=float, help="confidence below which to answer nothing")
+    s.add_argument("--top-k", type=_positive_int, help="passages to read")
+    s.add_argument("--min-score", type=_probability, help="confidence (0-1) below which to answer nothing")
     s.set_defaults(func=cmd_ask)
 
     s = with_index(sub.add_parser("docs", help="list indexed documents"))
@@ -119,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except QAError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _error(str(e))
+        return EXIT_ERROR
+    except OSError as e:  # e.g. an index folder that cannot be written
+        _error(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

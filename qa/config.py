@@ -41,24 +41,42 @@ class ChunkingConfig:
             raise ValueError("chunking.overlap_sentences must be >= 0")
 
 
+#: "hybrid" fuses z-normalised dense and BM25 scores (the default, best measured);
+#: "rrf" is the older weighted reciprocal rank fusion, kept for comparison.
+RETRIEVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25", "rrf")
+
+
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """Which retriever ranks chunks and how hybrid fusion weighs its inputs."""
+    """Which retriever ranks chunks and how hybrid fusion weighs its inputs.
 
-    mode: str = "hybrid"  # "dense" | "bm25" | "hybrid"
+    Defaults measured on SQuAD v1.1 dev in open mode (2,067 paragraphs, 3,949
+    chunks), weights tuned on the questions of the training articles only:
+    hybrid z-score fusion 0.65 dense / 0.35 BM25 gives recall@1 0.82 and
+    recall@5 0.96, against 0.66 / 0.88 for dense alone, 0.77 / 0.92 for BM25
+    alone and 0.78 / 0.94 for equal-weight RRF (see docs/retrieval.md).
+    """
+
+    mode: str = "hybrid"  # one of RETRIEVAL_MODES
     top_k: int = 5  # passages handed to the reader (and shown as sources)
-    candidates: int = 50  # depth of each ranked list before fusion
-    rrf_k: int = 60
-    dense_weight: float = 1.0
-    bm25_weight: float = 1.0
+    candidates: int = 50  # depth of each ranked list before rank fusion ("rrf")
+    dense_weight: float = 0.65  # hybrid: weight of the z-scored cosine similarity
+    bm25_weight: float = 0.35  # hybrid: weight of the z-scored BM25 score
+    rrf_k: int = 60  # "rrf" (and follow-up fusion): 1 / (rrf_k + rank)
+    rrf_dense_weight: float = 1.0
+    rrf_bm25_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("dense", "bm25", "hybrid"):
-            raise ValueError(f"retrieval.mode must be dense, bm25 or hybrid, not {self.mode!r}")
+        if self.mode not in RETRIEVAL_MODES:
+            raise ValueError(f"retrieval.mode must be one of {', '.join(RETRIEVAL_MODES)}, not {self.mode!r}")
         if self.top_k < 1:
             raise ValueError("retrieval.top_k must be >= 1")
         if self.candidates < self.top_k:
             raise ValueError("retrieval.candidates must be >= top_k")
+        if min(self.dense_weight, self.bm25_weight, self.rrf_dense_weight, self.rrf_bm25_weight) < 0:
+            raise ValueError("retrieval weights must be >= 0")
+        if self.dense_weight + self.bm25_weight <= 0:
+            raise ValueError("retrieval.dense_weight + retrieval.bm25_weight must be > 0")
 
 
 @dataclass(frozen=True)

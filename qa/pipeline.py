@@ -19,6 +19,7 @@ from qa.chunking import Chunker
 from qa.config import Settings
 from qa.embedding import Embedder
 from qa.errors import (
+    DocumentNotIndexedError,
     EmptyCorpusError,
     IndexMissingError,
     IndexStaleError,
@@ -138,7 +139,7 @@ class QA:
         from qa.config import INDEX_FORMAT_VERSION
 
         return {"format_version": INDEX_FORMAT_VERSION, "embedder": self.embedder.model_id,
-                "chunking": asdict(self.settings.chunking)}
+                "chunking": asdict(self.settings.chunking), "bm25": BM25_PARAMS}
 
     def _open_store(self) -> IndexStore:
         s = self.settings
@@ -212,7 +213,7 @@ class QA:
             current = self.store
             unknown = [i for i in ids if i not in current.documents]
             if unknown:
-                raise KeyError(f"not in the index: {', '.join(unknown)}")
+                raise DocumentNotIndexedError(f"not in the index: {', '.join(unknown)}")
             self._store = self._write([], previous=current, remove=ids)
             return self._store
 
@@ -228,6 +229,10 @@ class QA:
         a missing one means starting empty, a corrupt one is an error."""
         if self._store is not None:
             return self._store
+        if self.settings.corpus_dir is not None:
+            # Open (build or sync) from the corpus first: an upload before the
+            # first question must not yield an index of the upload alone.
+            return self.store
         try:
             return IndexStore.load(self.settings.index_dir, load_bm25)
         except IndexMissingError:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -129,14 +130,6 @@ def decode_window(
     return null, spans
 
 
-def top_span(result: ReadResult, calibration: Calibration) -> tuple[Span | None, float]:
-    """The span ``ask`` would answer with and its calibrated probability (None, 0.0
-    when nothing was found); the caller answers "" when the probability is below
-    its threshold. Shared by the pipeline and the evaluation."""
-    best = result.spans[0] if result.spans else None
-    return best, (calibration.probability(best.margin) if best is not None else 0.0)
-
-
 def dedupe_spans(spans: list[Span]) -> list[Span]:
     """Keep the best of overlapping candidates in the same passage (stride windows
     see the same words twice; one answer must not be offered twice)."""
@@ -168,11 +161,18 @@ class SpanReader:
         self.path = Path(self.config.path)
         self._model = None
         self._tokenizer = None
+        self._tokenizer_lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self.calibration = Calibration()
 
     def warm_up(self) -> None:
         if self._model is not None:
             return
+        with self._load_lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
         if not (self.path / "config.json").exists():
             raise ModelError(
                 f"no reader model at {self.path}: the shipped weights live in models/reader "
@@ -209,16 +209,8 @@ class SpanReader:
         pairs = [(qi, pi) for qi, ps in enumerate(passages) for pi in range(len(ps))]
         if not pairs:
             return [ReadResult([], math.inf) for _ in questions]
-        enc = self._tokenizer(
-            [questions[qi] for qi, _ in pairs],
-            [passages[qi][pi] for qi, pi in pairs],
-            truncation="only_second",
-            max_length=cfg.max_length,
-            stride=cfg.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        )
+        with self._tokenizer_lock:  # fast tokenizers are not re-entrant across threads
+            enc = self._tokenize(questions, passages, pairs)
         n_windows = len(enc["input_ids"])
         starts, ends = self._logits(enc["input_ids"], enc["token_type_ids"])
         spans: list[list[Span]] = [[] for _ in questions]
@@ -234,6 +226,19 @@ class SpanReader:
             # An answer never runs across a paragraph break (the model never saw one).
             spans[qi].extend(Span(s, e, sc, null, pi) for s, e, sc in found if not _BLANK_LINE.search(text, s, e))
         return [ReadResult(dedupe_spans(sp)[: cfg.n_best], nl) for sp, nl in zip(spans, nulls)]
+
+    def _tokenize(self, questions: Sequence[str], passages: Sequence[Sequence[str]], pairs: list[tuple[int, int]]):
+        cfg = self.config
+        return self._tokenizer(
+            [questions[qi] for qi, _ in pairs],
+            [passages[qi][pi] for qi, pi in pairs],
+            truncation="only_second",
+            max_length=cfg.max_length,
+            stride=cfg.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
 
     def _logits(self, input_ids: list[list[int]], token_types: list[list[int]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Start/end logits per window, batched by similar length."""

@@ -18,6 +18,7 @@ because they are only ever published together.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -48,7 +49,8 @@ class Manifest:
     created: float
 
     def expectations(self) -> dict[str, Any]:
-        return {"format_version": self.format_version, "embedder": self.embedder, "chunking": self.chunking}
+        return {"format_version": self.format_version, "embedder": self.embedder, "chunking": self.chunking,
+                "bm25": self.bm25}
 
 
 class IndexStore:
@@ -107,7 +109,9 @@ class IndexStore:
                 for row, c in enumerate(previous.chunks):
                     reuse[(c.doc_id, c.start, c.end)] = previous.vectors[row]
         for d in docs:
-            old = keep.get(d.id)
+            # Compare with the previous text even when the id is also in ``remove``:
+            # a removed-and-re-added document must not inherit its old vectors.
+            old = previous.documents.get(d.id) if previous is not None else None
             if old is not None and old.text != d.text:
                 reuse = {k: v for k, v in reuse.items() if k[0] != d.id}
             keep[d.id] = d
@@ -146,9 +150,16 @@ class IndexStore:
 
         index_dir = Path(index_dir)
         index_dir.mkdir(parents=True, exist_ok=True)
+        with _writer_lock(index_dir):
+            return self._save_locked(index_dir, _fail_after)
+
+    def _save_locked(self, index_dir: Path, _fail_after: str | None) -> Path:
+        import faiss
+
         name = f"snap-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         tmp = index_dir / f".tmp-{name}"
         tmp.mkdir()
+        published = False
         try:
             with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
                 for d in self.documents.values():
@@ -166,34 +177,67 @@ class IndexStore:
             _fsync_dir(tmp)
             os.replace(tmp, index_dir / name)
             pointer_tmp = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
-            pointer_tmp.write_text(name + "\n")
-            os.replace(pointer_tmp, index_dir / POINTER)
+            try:
+                with open(pointer_tmp, "w") as fh:
+                    fh.write(name + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                if _fail_after == "snapshot":
+                    raise OSError("simulated failure before the pointer moved")
+                os.replace(pointer_tmp, index_dir / POINTER)
+                published = True
+            finally:
+                if not published:
+                    pointer_tmp.unlink(missing_ok=True)
             _fsync_dir(index_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if not published:  # never published: the folder is garbage
+                shutil.rmtree(index_dir / name, ignore_errors=True)
             raise
-        # Old snapshots are garbage only once the pointer has moved on.
+        # Old snapshots are garbage only once the pointer has moved on. Writers
+        # hold the lock, so no other writer's folder is half-built right now.
         for old in index_dir.glob("snap-*"):
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
         for old in index_dir.glob(".tmp-snap-*"):
             shutil.rmtree(old, ignore_errors=True)
+        for old in index_dir.glob(f".{POINTER}.*"):
+            old.unlink(missing_ok=True)
         return index_dir / name
 
     @classmethod
     def load(cls, index_dir: str | Path, bm25_loader: Callable[[str], Any]) -> "IndexStore":
-        import faiss
-
         index_dir = Path(index_dir)
         pointer = index_dir / POINTER
-        if not pointer.exists():
-            raise IndexMissingError(
-                f"no index in {index_dir}: build one with `qa index PATH... --index {index_dir}`"
-            )
-        snap = index_dir / pointer.read_text().strip()
+        # A writer in another process may publish a new snapshot and delete the
+        # one just named in CURRENT while it is being read: then read the new one.
+        for attempt in range(3):
+            name = _read_pointer(pointer, index_dir)
+            try:
+                return cls._load_snapshot(index_dir, name, bm25_loader)
+            except IndexCorruptError:
+                if attempt == 2 or _read_pointer(pointer, index_dir) == name:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _load_snapshot(cls, index_dir: Path, name: str, bm25_loader: Callable[[str], Any]) -> "IndexStore":
+        import faiss
+
+        snap = index_dir / name
         rebuild = f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
         try:
             m = json.loads((snap / "manifest.json").read_text())
+            if not isinstance(m, dict):
+                raise ValueError("manifest.json does not hold an object")
+            # Check the version before anything else: another format may lay out
+            # its files (and its manifest) differently.
+            if m.get("format_version") != INDEX_FORMAT_VERSION:
+                raise IndexStaleError(
+                    f"the index in {index_dir} has format {m.get('format_version')}, this version of qa "
+                    f"reads format {INDEX_FORMAT_VERSION}; {rebuild}"
+                )
             manifest = Manifest(**m)
             documents: dict[str, Document] = {}
             with open(snap / "documents.jsonl", encoding="utf-8") as fh:
@@ -201,19 +245,17 @@ class IndexStore:
                     r = json.loads(line)
                     documents[r["id"]] = Document(id=r["id"], text=r["text"], title=r["title"], meta=r["meta"])
             table = np.load(snap / "chunks.npy", allow_pickle=False)
+            if table.ndim != 2 or table.shape[1] != 3 or table.dtype.kind not in "iu":
+                raise ValueError(f"chunks.npy has shape {table.shape} and dtype {table.dtype}, not [n, 3] integers")
             index = faiss.read_index(str(snap / "vectors.faiss"))
             vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
             bm25 = bm25_loader(str(snap / "bm25")) if (snap / "bm25").exists() else None
-        except IndexCorruptError:
+        except (IndexCorruptError, IndexStaleError):
             raise
         except Exception as e:  # any unreadable or malformed file
-            raise IndexCorruptError(f"the index in {index_dir} is corrupt ({type(e).__name__}: {e}); {rebuild}") from e
+            detail = " ".join(str(e).split())[:300]  # one line, even for faiss's multi-line messages
+            raise IndexCorruptError(f"the index in {index_dir} is corrupt ({type(e).__name__}: {detail}); {rebuild}") from e
         ids = list(documents)
-        if manifest.format_version != INDEX_FORMAT_VERSION:
-            raise IndexStaleError(
-                f"the index in {index_dir} has format {manifest.format_version}, this version of qa "
-                f"reads format {INDEX_FORMAT_VERSION}; {rebuild}"
-            )
         if len(table) != manifest.n_chunks or len(vectors) != len(table) or (
             bm25 is not None and _bm25_size(bm25) not in (None, len(table))
         ):
@@ -236,11 +278,44 @@ class IndexStore:
         for key, want in expected.items():
             if have.get(key) != want:
                 what = {"embedder": "a different embedding model", "chunking": "different chunking settings",
-                        "format_version": "another index format"}.get(key, key)
+                        "bm25": "different BM25 settings", "format_version": "another index format"}.get(key, key)
                 raise IndexStaleError(
                     f"the index in {index_dir} was built with {what} ({have.get(key)} != {want}); "
                     f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
                 )
+
+
+def _read_pointer(pointer: Path, index_dir: Path) -> str:
+    try:
+        name = pointer.read_text().strip()
+    except FileNotFoundError:
+        raise IndexMissingError(
+            f"no index in {index_dir}: build one with `qa index PATH... --index {index_dir}`"
+        ) from None
+    except OSError as e:
+        raise IndexCorruptError(f"the index pointer {pointer} cannot be read ({e.strerror or e})") from e
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise IndexCorruptError(
+            f"the index pointer {pointer} names no snapshot ({name!r}); "
+            f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
+        )
+    return name
+
+
+@contextlib.contextmanager
+def _writer_lock(index_dir: Path):
+    """One writer at a time per index folder (across processes, where supported)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(index_dir / ".lock", "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _bm25_size(bm25: Any) -> int | None:

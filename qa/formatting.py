@@ -1,0 +1,125 @@
+"""Answers as HTML for the web chat (no models, no retrieval: presentation only).
+
+Every piece of document text is HTML-escaped; the only markup is ours. The
+reply is one HTML block without blank lines, so a Markdown renderer (Gradio's
+chatbot) passes it through untouched instead of reading the passage as Markdown.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict
+from typing import Any, Mapping
+
+from qa.types import Answer, Citation, Document
+
+NO_ANSWER = "The documents don't say."
+
+
+def _esc(text: str) -> str:
+    """Escape text for HTML; newlines become <br> so no blank line ever reaches
+    Markdown, and ``$`` cannot start a LaTeX formula."""
+    out = html.escape(text, quote=True).replace("$", "&#36;")
+    return out.replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def answer_offsets(c: Citation) -> tuple[int, int] | None:
+    """The answer's position inside ``c.text`` (None when the citation holds no answer)."""
+    if c.answer_start < 0 or c.answer_end <= c.answer_start:
+        return None
+    i, j = c.answer_start - c.start, c.answer_end - c.start
+    if i < 0 or j > len(c.text):
+        return None
+    return i, j
+
+
+def highlight(c: Citation) -> str:
+    """The cited passage as escaped HTML with the answer span in <mark>."""
+    span = answer_offsets(c)
+    if span is None:
+        return _esc(c.text.strip())
+    i, j = span
+    return (_esc(c.text[:i].lstrip()) + "<mark>" + _esc(c.text[i:j]) + "</mark>"
+            + _esc(c.text[j:].rstrip()))
+
+
+def _source_line(c: Citation, documents: Mapping[str, Document] | None, score: bool) -> str:
+    doc = documents.get(c.doc_id) if documents else None
+    date = doc.meta.get("date") if doc is not None else None
+    parts = [f'<span class="qa-title">{_esc(c.title or c.doc_id)}</span>']
+    if date:
+        parts.append(f'<span class="qa-date">{_esc(str(date))}</span>')
+    parts.append(f'<span class="qa-docid">{_esc(c.doc_id)}</span>')
+    if score:
+        parts.append(f'<span class="qa-score">score {c.score:.2f}</span>')
+    return '<div class="qa-source-line">' + '<span class="qa-sep"> · </span>'.join(parts) + "</div>"
+
+
+def _passage(c: Citation, documents: Mapping[str, Document] | None, score: bool) -> str:
+    return (f'<div class="qa-cite">{_source_line(c, documents, score)}'
+            f'<blockquote class="qa-passage">{highlight(c)}</blockquote></div>')
+
+
+def format_answer(answer: Answer, documents: Mapping[str, Document] | None = None) -> str:
+    """The chat reply: the short answer, its source (title, date, passage with the
+    answer marked), then the other passages in a collapsible "Sources" section.
+    Without an answer: "The documents don't say.", why, and the closest passages.
+
+    ``documents`` (doc id -> Document) supplies dates; without it they are left out.
+    """
+    parts = ['<div class="qa-reply">']
+    cites = list(answer.citations)
+    if answer.answer:
+        parts.append(f'<div class="qa-answer">{_esc(answer.answer)}</div>')
+        parts.append(f'<div class="qa-confidence">confidence {answer.score:.0%}</div>')
+        label, summary = "Source", "Other sources"
+    else:
+        reason = answer.no_answer_reason.strip()
+        reason = (reason[:1].upper() + reason[1:]).rstrip(".") + "." if reason else ""
+        parts.append(f'<div class="qa-answer qa-none">{_esc(NO_ANSWER)}</div>')
+        if reason:
+            parts.append(f'<div class="qa-reason">{_esc(reason)}</div>')
+        label, summary = "Closest passage", "Other passages"
+    if cites:
+        parts.append(f'<div class="qa-label">{label}</div>')
+        parts.append(_passage(cites[0], documents, score=not answer.answer))
+    others = cites[1:]
+    if others:
+        parts.append(f'<details class="qa-sources"><summary>{summary} ({len(others)})</summary>')
+        parts.extend(_passage(c, documents, score=True) for c in others)
+        parts.append("</details>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def format_error(message: str) -> str:
+    """A problem with the question (empty, too long, nothing indexed) as a reply."""
+    return f'<div class="qa-reply qa-error">⚠️ {_esc(message)}</div>'
+
+
+def answer_to_dict(answer: Answer) -> dict[str, Any]:
+    """The Answer as plain JSON-friendly data (for API callers)."""
+    return asdict(answer)
+
+
+#: Styles for the classes above (passed to ``launch(css=...)``).
+CSS = """
+.qa-reply { line-height: 1.5; }
+.qa-answer { font-size: 1.25em; font-weight: 600; margin-bottom: 2px; }
+.qa-answer.qa-none { font-weight: 600; }
+.qa-confidence, .qa-reason { font-size: 0.85em; opacity: 0.75; margin-bottom: 8px; }
+.qa-label { font-size: 0.75em; text-transform: uppercase; letter-spacing: 0.06em; opacity: 0.65; margin-top: 6px; }
+.qa-cite { margin: 4px 0 8px 0; }
+.qa-source-line { font-size: 0.85em; margin-bottom: 4px; }
+.qa-title { font-weight: 600; }
+.qa-date, .qa-docid, .qa-score, .qa-sep { opacity: 0.7; }
+.qa-date, .qa-docid, .qa-score { white-space: nowrap; }
+.qa-docid { font-family: ui-monospace, monospace; font-size: 0.9em; }
+blockquote.qa-passage { margin: 0 !important; padding: 6px 10px !important; max-height: 16em; overflow-y: auto; border-left: 3px solid var(--color-accent, #f97316) !important;
+  background: var(--background-fill-secondary, rgba(0,0,0,0.03)); border-radius: 4px; font-size: 0.92em; }
+.qa-sources blockquote.qa-passage { border-left-color: var(--border-color-primary, #ccc) !important; max-height: 12em; overflow-y: auto; }
+.qa-reply mark { background: #fde047; color: #111; padding: 0 2px; border-radius: 3px; }
+details.qa-sources { margin-top: 8px; }
+details.qa-sources > summary { cursor: pointer; font-size: 0.9em; font-weight: 600; margin-bottom: 6px; }
+.qa-error { color: var(--error-text-color, #b91c1c); }
+"""

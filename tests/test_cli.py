@@ -1,0 +1,252 @@
+"""The command line, in process with fake models (fast) and as a real
+subprocess with the real models (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qa.cli import main
+from qa.retrieval import load_bm25
+from qa.store import POINTER, IndexStore
+
+from conftest import REPO, SEED_FILE, TINY_DOCS
+
+
+@pytest.fixture
+def corpus(write_docs):
+    return write_docs(TINY_DOCS)
+
+
+@pytest.fixture
+def idx(tmp_path):
+    return tmp_path / "index"
+
+
+@pytest.fixture
+def run(capsys, fake_models):
+    def _run(*argv):
+        rc = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run
+
+
+@pytest.fixture
+def indexed(run, corpus, idx):
+    rc, out, err = run("index", corpus, "--index", idx)
+    assert rc == 0, err
+    return idx
+
+
+def assert_one_error_line(rc, out, err, *fragments):
+    assert rc != 0
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def test_index_and_docs(run, indexed):
+    store = IndexStore.load(indexed, load_bm25)
+    rc, out, err = run("docs", "--index", indexed)
+    assert rc == 0 and err == ""
+    lines = out.splitlines()
+    assert len(lines) == 3
+    counts = {}
+    for c in store.chunks:
+        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+    for line in lines:
+        doc_id, chunks, date, title = line.split("\t")
+        assert chunks == f"{counts[doc_id]} chunks"
+    assert any(line.startswith("beta.md\t") and line.endswith("\tBeta Harbour") for line in lines)
+
+
+def test_index_reports_counts(run, corpus, idx):
+    rc, out, err = run("index", corpus, "--index", idx)
+    assert rc == 0
+    store = IndexStore.load(idx, load_bm25)
+    assert out.strip() == f"3 documents, {len(store)} chunks in {idx}"
+
+
+def test_index_adds_and_rebuild_replaces(run, indexed, write_docs):
+    extra = write_docs({"delta.txt": "Delta Farm keeps goats."}, folder="extra")
+    rc, out, _ = run("index", extra / "delta.txt", "--index", indexed)
+    assert rc == 0 and out.startswith("4 documents")
+    rc, out, _ = run("index", extra, "--index", indexed, "--rebuild")
+    assert rc == 0 and out.startswith("1 documents")
+    assert list(IndexStore.load(indexed, load_bm25).documents) == ["delta.txt"]
+
+
+def test_seed_metadata_in_docs(run, idx):
+    assert run("index", SEED_FILE, "--index", idx)[0] == 0
+    rc, out, _ = run("docs", "--index", idx)
+    assert out.strip().split("\t")[2:] == ["2023-07-13",
+                                           "Russian General Sacked After Accusing Defense Ministry of Betrayal in Ukraine"]
+
+
+def test_ask_text(run, indexed):
+    rc, out, err = run("ask", "Who is Ingrid Solberg?", "--index", indexed)
+    assert rc == 0, err
+    assert out.startswith("Answer: Solberg   (confidence ")
+    assert "[1] Beta Harbour (beta.md, characters " in out
+    assert ">>>Solberg<<<" in out
+
+
+def test_ask_json(run, indexed):
+    rc, out, err = run("ask", "Who is Ingrid Solberg?", "--json", "--index", indexed, "--top-k", "2")
+    assert rc == 0, err
+    a = json.loads(out)
+    assert set(a) == {"question", "answer", "score", "citations", "no_answer_reason"}
+    assert a["answer"] == "Solberg" and 0 <= a["score"] <= 1
+    assert 1 <= len(a["citations"]) <= 2
+    c = a["citations"][0]
+    doc = TINY_DOCS[c["doc_id"]]
+    assert doc[c["start"]:c["end"]] == c["text"]
+    assert doc[c["answer_start"]:c["answer_end"]] == a["answer"]
+
+
+def test_ask_no_answer(run, indexed):
+    rc, out, _ = run("ask", "Quantum chromodynamics?", "--index", indexed)
+    assert rc == 0
+    assert out.startswith("Not in the documents (")
+    assert "[1]" in out and ">>>" not in out
+
+
+def test_remove(run, indexed):
+    rc, out, err = run("remove", "beta.md", "gamma.txt", "--index", indexed)
+    assert rc == 0, err
+    assert out.startswith("1 documents, ")
+    assert list(IndexStore.load(indexed, load_bm25).documents) == ["alpha.txt"]
+    rc, out, err = run("remove", "nope.txt", "--index", indexed)
+    assert_one_error_line(rc, out, err, "not in the index: nope.txt")
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 1001])
+def test_bad_question(run, indexed, question):
+    rc, out, err = run("ask", question, "--index", indexed)
+    assert_one_error_line(rc, out, err, "question")
+    assert out == ""
+
+
+def test_missing_file(run, tmp_path, idx):
+    rc, out, err = run("index", tmp_path / "missing.txt", "--index", idx)
+    assert_one_error_line(rc, out, err, "missing.txt", "no such file")
+    assert not (idx / POINTER).exists()
+
+
+def test_non_utf8_file(run, write_docs, idx):
+    d = write_docs({"latin1.txt": "caf\u00e9".encode("latin-1")}, folder="bad")
+    rc, out, err = run("index", d / "latin1.txt", "--index", idx)
+    assert_one_error_line(rc, out, err, "latin1.txt", "not valid UTF-8")
+
+
+def test_unsupported_and_empty(run, write_docs, idx):
+    d = write_docs({"a.pdf": b"%PDF", "empty.txt": b""}, folder="odd")
+    assert_one_error_line(*run("index", d / "a.pdf", "--index", idx), "unsupported file type")
+    assert_one_error_line(*run("index", d / "empty.txt", "--index", idx), "empty")
+    (d / "sub").mkdir()
+    assert_one_error_line(*run("index", d / "sub", "--index", idx), "no .txt or .md files")
+
+
+def test_corrupt_index(run, indexed):
+    snap = indexed / (indexed / POINTER).read_text().strip()
+    data = (snap / "vectors.faiss").read_bytes()
+    (snap / "vectors.faiss").write_bytes(data[: len(data) // 2])
+    for argv in (("ask", "Who is Ingrid Solberg?"), ("docs",), ("remove", "beta.md")):
+        rc, out, err = run(*argv, "--index", indexed)
+        assert_one_error_line(rc, out, err, "is corrupt", "--rebuild")
+    # --rebuild recovers.
+    rc, out, err = run("index", indexed.parent / "docs", "--index", indexed, "--rebuild")
+    assert rc == 0, err
+    assert run("docs", "--index", indexed)[0] == 0
+
+
+def test_missing_index(run, tmp_path):
+    rc, out, err = run("ask", "Who?", "--index", tmp_path / "none")
+    assert_one_error_line(rc, out, err, "no index in", "qa index")
+
+
+def test_failed_index_keeps_previous_index(run, indexed, write_docs):
+    _, before, _ = run("docs", "--index", indexed)
+    pointer = (indexed / POINTER).read_text()
+    bad = write_docs({"new.txt": "New text.", "bad.txt": b"\xff\xfe"}, folder="bad")
+    rc, out, err = run("index", bad, "--index", indexed)
+    assert_one_error_line(rc, out, err, "bad.txt")
+    assert (indexed / POINTER).read_text() == pointer
+    assert run("docs", "--index", indexed)[1] == before
+    rc, out, _ = run("ask", "Who is Ingrid Solberg?", "--index", indexed)
+    assert rc == 0 and "Solberg" in out
+    assert [p.name for p in indexed.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_write_failure_is_one_error_line(run, indexed, monkeypatch):
+    import faiss
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", boom)
+    rc, out, err = run("remove", "beta.md", "--index", indexed)
+    assert_one_error_line(rc, out, err, "No space left on device")
+    monkeypatch.undo()
+    assert "beta.md" in IndexStore.load(indexed, load_bm25).documents
+
+
+@pytest.mark.parametrize("argv", [
+    ("ask", "q", "--top-k", "0"),
+    ("ask", "q", "--top-k", "two"),
+    ("ask", "q", "--min-score", "1.5"),
+    ("ask",),
+    ("index",),
+    ("frobnicate",),
+])
+def test_usage_errors(run, argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    assert e.value.code == 2
+
+
+def test_default_index_follows_env_and_seeds(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "default"))
+    rc, out, err = run("docs")
+    assert rc == 0, err
+    assert out.startswith(SEED_FILE.name + "\t")
+    assert (tmp_path / "default" / POINTER).exists()
+
+
+def test_repo_index_untouched_by_tests():
+    # The session fixture points the default index at a temp folder.
+    assert os.environ["QA_INDEX_DIR"] != str(REPO / "index")
+
+
+def _subprocess(*argv, timeout=600):
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-m", "qa", *map(str, argv)], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout)
+
+
+def test_entry_point_error_exit(tmp_path):
+    p = _subprocess("ask", "  ", "--index", tmp_path / "none", timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.splitlines() == ["error: the question is empty: type a question about your documents"]
+    assert p.stdout == ""
+
+
+@pytest.mark.slow
+def test_real_cli_ask_json(real_qa):
+    p = _subprocess("ask", "Which army did General Popov command?", "--json", "--index", real_qa.settings.index_dir)
+    assert p.returncode == 0, p.stderr
+    a = json.loads(p.stdout)
+    c = a["citations"][0]
+    text = SEED_FILE.read_text(encoding="utf-8")
+    assert text[c["start"]:c["end"]] == c["text"]
+    assert "58th Combined Arms Army" in c["text"]
+    assert "58th Combined Arms Army" in a["answer"]
+    assert text[c["answer_start"]:c["answer_end"]] == a["answer"]

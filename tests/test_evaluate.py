@@ -1,0 +1,307 @@
+"""Evaluation metrics, gold parsing and the `qa eval` command.
+
+The fast tests need no model. The slow one runs the real pipeline on the seed
+gold set and fails when a figure falls under its floor (set from the shipped
+model's measurement; raise them when the model improves, never lower them to
+make a regression pass).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import string
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from qa import evaluate as ev
+from qa.types import Answer, Chunk, Citation
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_GOLD = ROOT / "tests" / "gold" / "seeds.jsonl"
+SEED_DOC = "000_c67c6b8288ab472d.txt"
+
+# Floors for the seed gold set with the shipped reader (models/reader) and the
+# default retrieval settings. Figures are ×100 except recall (a fraction).
+SEED_F1_FLOOR = 60.0
+SEED_F1_ANSWERABLE_FLOOR = 55.0
+SEED_NO_ANSWER_ACCURACY_FLOOR = 60.0
+SEED_RECALL_AT_1_FLOOR = 1.0  # one document: it must always be retrieved
+SEED_CITATION_ACCURACY_FLOOR = 0.85
+SEED_P95_LATENCY_MS_CEILING = 3000.0
+
+
+# --- the official SQuAD v1.1 evaluate script, verbatim, as the reference ------
+
+
+def _official_normalize(s):
+    def remove_articles(text):
+        return re.sub(r"\b(a|an|the)\b", " ", text)
+
+    def white_space_fix(text):
+        return " ".join(text.split())
+
+    def remove_punc(text):
+        exclude = set(string.punctuation)
+        return "".join(ch for ch in text if ch not in exclude)
+
+    return white_space_fix(remove_articles(remove_punc(s.lower())))
+
+
+def _official_f1(prediction, ground_truth):
+    prediction_tokens = _official_normalize(prediction).split()
+    ground_truth_tokens = _official_normalize(ground_truth).split()
+    common = collections.Counter(prediction_tokens) & collections.Counter(ground_truth_tokens)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0
+    precision = 1.0 * num_same / len(prediction_tokens)
+    recall = 1.0 * num_same / len(ground_truth_tokens)
+    return (2 * precision * recall) / (precision + recall)
+
+
+def _official_em(prediction, ground_truth):
+    return _official_normalize(prediction) == _official_normalize(ground_truth)
+
+
+def _official_max(fn, prediction, ground_truths):
+    return max(fn(prediction, gt) for gt in ground_truths)
+
+
+CASES = [  # (prediction, gold answers): answerable, v1.1 semantics
+    ("the Eiffel Tower", ["Eiffel Tower"]),
+    ("Eiffel Tower in Paris", ["the Eiffel Tower"]),
+    ("Paris", ["London", "paris!"]),
+    ("Denver Broncos", ["Denver Broncos", "The Denver Broncos", "Broncos"]),
+    ("Santa Clara, California", ["Santa Clara", "Levi's Stadium"]),
+    ("1,000 years", ["1000 years"]),
+    ("an   apple a day", ["apple day"]),
+    ("Martin Luther's theses", ["Luther", "95 theses"]),
+    ("x", ["completely different"]),
+    ("the the the", ["a an the"]),  # both normalise to ""
+    ("Ünïcödé café", ["unicode cafe", "Ünïcödé Café"]),
+]
+
+
+@pytest.mark.parametrize("pred,golds", CASES)
+def test_metrics_match_the_official_script(pred, golds):
+    m = ev.answer_metrics([pred], [golds])
+    assert m["em"] == pytest.approx(100.0 * _official_max(_official_em, pred, golds))
+    if _official_normalize(pred) or any(_official_normalize(g) for g in golds):
+        assert m["f1"] == pytest.approx(100.0 * _official_max(_official_f1, pred, golds))
+
+
+def test_metrics_over_a_mixed_set_by_hand():
+    preds = ["the Eiffel Tower", "Eiffel Tower in Paris", "Paris", "", "x"]
+    golds = [["Eiffel Tower"], ["the Eiffel Tower"], ["London", "paris!"], [], []]
+    m = ev.answer_metrics(preds, golds)
+    f1_2 = 2 * 0.5 * 1.0 / 1.5  # 2 common tokens of 4 predicted, 2 gold
+    assert (m["n"], m["n_answerable"], m["n_unanswerable"]) == (5, 3, 2)
+    assert m["em"] == pytest.approx(60.0)
+    assert m["f1"] == pytest.approx(100 * (1 + f1_2 + 1 + 1 + 0) / 5)
+    assert m["em_answerable"] == pytest.approx(200 / 3)
+    assert m["f1_answerable"] == pytest.approx(100 * (2 + f1_2) / 3)
+    assert m["em_unanswerable"] == m["f1_unanswerable"] == pytest.approx(50.0)
+    assert m["no_answer_accuracy"] == pytest.approx(80.0)  # only "x" for an unanswerable is wrong
+    assert m["answered"] == pytest.approx(80.0)
+
+
+def test_abstaining_on_answerable_scores_zero():
+    m = ev.answer_metrics(["", "  "], [["Paris"], ["Rome"]])
+    assert m["em"] == m["f1"] == 0.0
+    assert m["no_answer_accuracy"] == 0.0
+    assert m["f1_unanswerable"] is None
+
+
+def test_threshold_turns_low_confidence_answers_into_abstentions():
+    cands, scores, golds = ["Paris", "Rome", "Oslo"], [0.9, 0.4, 0.2], [["Paris"], ["Rome"], []]
+    assert ev.at_threshold(cands, scores, 0.5) == ["Paris", "", ""]
+    sweep = {row["threshold"]: row for row in ev.threshold_sweep(cands, scores, golds, [0.0, 0.3, 0.5, 1.0])}
+    assert sweep[0.0]["f1"] == pytest.approx(200 / 3)
+    assert sweep[0.3]["f1"] == pytest.approx(100.0)
+    assert sweep[0.5]["f1"] == pytest.approx(200 / 3)
+    assert sweep[1.0]["answered"] == 0.0
+
+
+def test_gold_rank_counts_each_document_once():
+    assert ev.gold_rank(["a", "a", "b", "c"], "b") == 2
+    assert ev.gold_rank(["a", "b", "a", "c"], "c") == 3
+    assert ev.gold_rank(["a", "b"], "z") is None
+    assert ev.gold_rank([], "z") is None
+
+
+def test_recall_and_mrr_on_hand_made_rankings():
+    m = ev.retrieval_metrics([1, 2, None, 7])
+    assert m["recall@1"] == pytest.approx(0.25)
+    assert m["recall@5"] == pytest.approx(0.5)
+    assert m["recall@10"] == pytest.approx(0.75)
+    assert m["mrr"] == pytest.approx((1 + 1 / 2 + 0 + 1 / 7) / 4)
+    assert ev.retrieval_metrics([None, None])["mrr"] == 0.0
+    assert ev.retrieval_metrics([3], ks=[2, 3])["recall@2"] == 0.0
+
+
+def test_contains_answer_normalises_and_respects_word_boundaries():
+    assert ev.contains_answer("It was fired by THE British, they said.", ["british"])
+    assert ev.contains_answer("58th Combined Arms Army", ["the 58th Combined-Arms Army", "x"]) is False
+    assert ev.contains_answer("58th Combined Arms Army", ["58th Combined Arms Army."])
+    assert not ev.contains_answer("Popovich said", ["Popov"])
+    assert not ev.contains_answer("anything", [])
+
+
+def test_percentile_interpolates():
+    assert ev.percentile([10, 20, 30, 40], 50) == pytest.approx(25)
+    assert ev.percentile([5], 95) == 5
+    assert ev.percentile([], 50) is None
+
+
+# --- gold files ---------------------------------------------------------------
+
+
+def _write(tmp_path: Path, *lines: str) -> Path:
+    p = tmp_path / "gold.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def test_load_gold_reads_records_and_skips_blank_lines(tmp_path):
+    p = _write(tmp_path, '{"id": "q1", "question": " Who? ", "answers": ["Ann", "Ann Lee"], "doc_id": "d.txt"}',
+               "", '{"id": 2, "question": "Where?", "answers": []}')
+    gold = ev.load_gold(p)
+    assert [g.id for g in gold] == ["q1", "2"]
+    assert gold[0].question == "Who?" and gold[0].answers == ("Ann", "Ann Lee") and gold[0].doc_id == "d.txt"
+    assert not gold[1].answerable and gold[1].doc_id is None
+
+
+@pytest.mark.parametrize("line,message", [
+    ('{"id": "q1", "question": "Who?", "answers": ["Ann"]', ":2: not valid JSON"),
+    ('["q1", "Who?"]', ":2: expected a JSON object"),
+    ('{"id": "q1", "answers": ["Ann"]}', ":2: missing required field 'question'"),
+    ('{"id": "q1", "question": "Who?", "answers": "Ann"}', ":2: 'answers' must be a list"),
+    ('{"id": "q1", "question": "Who?", "answers": ["Ann", ""]}', ":2: 'answers' must be a list"),
+    ('{"id": "q1", "question": "   ", "answers": []}', ":2: 'question' must be a non-empty string"),
+    ('{"id": "q1", "question": "Who?", "answers": [], "doc_id": 3}', ":2: 'doc_id' must be a string"),
+    ('{"id": "q0", "question": "Who?", "answers": []}', ":2: duplicate id 'q0'"),
+])
+def test_malformed_gold_lines_are_reported_with_their_line(tmp_path, line, message):
+    p = _write(tmp_path, '{"id": "q0", "question": "Ok?", "answers": ["yes"]}', line)
+    with pytest.raises(ev.GoldFormatError) as e:
+        ev.load_gold(p)
+    assert str(e.value).startswith(str(p)) and message in str(e.value)
+
+
+def test_cli_reports_a_malformed_gold_file_in_one_line(tmp_path, capsys):
+    p = _write(tmp_path, "not json")
+    assert ev.main([str(p)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and f"{p}:1: not valid JSON" in err and "\n" not in err
+
+
+def test_cli_needs_exactly_one_source(capsys):
+    assert ev.main([]) == 2
+    assert ev.main(["a.jsonl", "--squad", "b.json"]) == 2
+
+
+def test_squad_gold_gives_each_paragraph_a_document(tmp_path):
+    data = {"data": [
+        {"title": "Art_A", "paragraphs": [
+            {"context": "Alpha para.", "qas": [{"id": "1", "question": "Q1?", "answers": [{"text": "Alpha", "answer_start": 0}]}]},
+            {"context": "Beta para.", "qas": [{"id": "2", "question": "Q2?", "answers": [{"text": "Beta", "answer_start": 0}]},
+                                             {"id": "3", "question": "Q3?", "answers": [], "is_impossible": True}]}]},
+        {"title": "Art_B", "paragraphs": [
+            {"context": "Gamma para.", "qas": [{"id": "4", "question": "Q4?", "answers": [{"text": "Gamma", "answer_start": 0}]}]}]},
+    ]}
+    f = tmp_path / "squad.json"
+    f.write_text(json.dumps(data))
+    gold, docs = ev.squad_gold(f)
+    assert [d.id for d in docs] == ["Art_A/000", "Art_A/001", "Art_B/000"]
+    assert [g.doc_id for g in gold] == ["Art_A/000", "Art_A/001", "Art_A/001", "Art_B/000"]
+    assert gold[2].answers == () and gold[1].context == "Beta para." and gold[3].title == "Art_B"
+    assert docs[1].text == "Beta para." and docs[1].title == "Art A"
+
+
+# --- the command on a stand-in pipeline (no models) ----------------------------
+
+
+class FakeQA:
+    """Answers from a lookup table; retrieval returns a fixed ranking."""
+
+    def __init__(self, table: dict[str, tuple[str, float, str]]) -> None:
+        self.table = table
+        self.settings = SimpleNamespace(retrieval=SimpleNamespace(mode="hybrid"), index_dir=Path("fake"))
+        self.reader = SimpleNamespace(threshold=0.5, path=Path("fake-reader"))
+
+    def retrieve(self, questions, top_k=None, mode=None):
+        return [[Chunk("other.txt", 0, 1, "x"), Chunk(SEED_DOC, 0, 1, "y"), Chunk("other.txt", 2, 3, "z")]
+                for _ in questions]
+
+    def ask_batch(self, questions, histories=None, top_k=None, min_score=None, mode=None):
+        assert min_score == 0.0  # every candidate is seen; the threshold is applied afterwards
+        out = []
+        for q in questions:
+            ans, score, cite = self.table[q]
+            out.append(Answer(q, ans, score, [Citation(SEED_DOC, "t", 0, len(cite), cite, score)]))
+        return out
+
+
+def test_cli_end_to_end_on_a_stand_in_pipeline(tmp_path, monkeypatch, capsys):
+    gold = _write(
+        tmp_path,
+        json.dumps({"id": "1", "question": "Who?", "answers": ["Ann Lee"], "doc_id": SEED_DOC}),
+        json.dumps({"id": "2", "question": "Where?", "answers": ["Oslo"], "doc_id": SEED_DOC}),
+        json.dumps({"id": "3", "question": "When?", "answers": [], "doc_id": SEED_DOC}),
+    )
+    fake = FakeQA({"Who?": ("Ann Lee", 0.9, "Said Ann Lee."), "Where?": ("Oslo", 0.3, "In Oslo."),
+                   "When?": ("Monday", 0.2, "On Monday.")})
+    import qa
+
+    monkeypatch.setattr(qa, "default_qa", lambda: fake)
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    assert ev.main([str(gold), "--json", str(out_json), "--plot", str(out_png)]) == 0
+    table = capsys.readouterr().out
+    assert "R@1" in table and "hybrid" in table
+    r = json.loads(out_json.read_text())["results"]["hybrid"]
+    assert r["threshold"] == 0.5
+    assert r["answers"]["em"] == pytest.approx(200 / 3)  # "Oslo" scored 0.3 < 0.5: abstained
+    assert r["answers"]["no_answer_accuracy"] == pytest.approx(200 / 3)
+    assert r["best_candidate"]["em_answerable"] == pytest.approx(100.0)
+    assert r["retrieval"]["recall@1"] == 0.0 and r["retrieval"]["recall@5"] == 1.0
+    assert r["retrieval"]["mrr"] == pytest.approx(0.5)
+    assert r["citation_accuracy"] == 1.0
+    assert r["latency_ms"]["how"] == "single ask() call"
+    assert out_png.stat().st_size > 1000
+
+
+# --- the real thing -----------------------------------------------------------
+
+
+def test_seed_gold_file_is_well_formed():
+    gold = ev.load_gold(SEED_GOLD)
+    text = (ROOT / "seeds" / SEED_DOC).read_text(encoding="utf-8")
+    assert len(gold) >= 40
+    assert sum(not g.answerable for g in gold) >= 8
+    assert all(g.doc_id == SEED_DOC for g in gold)
+    for g in gold:
+        if g.answerable:  # the first variant is verbatim in the article
+            assert g.answers[0] in text, g.id
+
+
+@pytest.mark.slow
+def test_seed_gold_set_clears_its_floors(tmp_path):
+    from qa.config import ReaderConfig
+
+    if not (Path(ReaderConfig().path) / "config.json").exists():
+        pytest.skip(f"no reader model at {ReaderConfig().path}")
+    out = tmp_path / "seeds.json"
+    assert ev.main([str(SEED_GOLD), "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    (r,) = results.values()
+    a = r["answers"]
+    assert a["f1"] >= SEED_F1_FLOOR, a
+    assert a["f1_answerable"] >= SEED_F1_ANSWERABLE_FLOOR, a
+    assert a["no_answer_accuracy"] >= SEED_NO_ANSWER_ACCURACY_FLOOR, a
+    assert r["retrieval"]["recall@1"] >= SEED_RECALL_AT_1_FLOOR, r["retrieval"]
+    assert r["citation_accuracy"] is None or r["citation_accuracy"] >= SEED_CITATION_ACCURACY_FLOOR, r
+    assert r["latency_ms"]["p95"] <= SEED_P95_LATENCY_MS_CEILING, r["latency_ms"]

@@ -1,0 +1,384 @@
+"""The QA pipeline. Fast tests run on fake models (plumbing: validation, merging,
+offsets, index sync); tests marked slow use the real embedder and reader."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import qa
+from qa import errors
+from qa.pipeline import QA, merge_hits, retrieval_query
+from qa.retrieval import Hit
+from qa.store import IndexStore
+from qa.retrieval import load_bm25
+
+from conftest import SEED_FILE, SEED_TITLE, SEEDS, TINY_DOCS, FakeEmbedder, make_doc
+
+POPOV = "Which army did General Popov command?"
+
+
+@pytest.fixture
+def corpus(write_docs):
+    return write_docs(TINY_DOCS)
+
+
+@pytest.fixture
+def fake_qa(fake_models, corpus, tmp_path):
+    return QA(index_dir=tmp_path / "index", corpus_dir=corpus)
+
+
+def check_citations(q: QA, a) -> None:
+    """The citation invariants every answer must satisfy."""
+    assert a.citations, "there is always at least one passage to show"
+    for c in a.citations:
+        doc = q.store.documents[c.doc_id]
+        assert doc.text[c.start:c.end] == c.text
+        assert c.title == doc.title
+        assert 0.0 <= c.score <= 1.0
+    if a.found:
+        c = a.citations[0]
+        doc = q.store.documents[c.doc_id]
+        assert a.answer in doc.text[c.start:c.end]
+        assert doc.text[c.answer_start:c.answer_end] == a.answer
+        assert c.start <= c.answer_start < c.answer_end <= c.end
+        assert 0.0 <= a.score <= 1.0
+    else:
+        assert a.no_answer_reason
+        assert all(c.answer_start == c.answer_end == -1 for c in a.citations)
+
+
+# --- questions ------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad, match", [
+    ("", "empty"),
+    ("   \n\t ", "empty"),
+    ("x" * 1001, "1001 characters long; the limit is 1000"),
+    (None, "must be a string"),
+    (42, "must be a string"),
+])
+def test_bad_questions(fake_qa, bad, match):
+    with pytest.raises(errors.QuestionError, match=match):
+        fake_qa.ask(bad)
+    with pytest.raises(ValueError):  # QuestionError is a ValueError too
+        fake_qa.ask_batch(["fine question", bad])
+
+
+def test_question_limit_counts_stripped_text(fake_qa):
+    assert fake_qa.ask("  " + "harbour " * 124 + "x  ").question.startswith("harbour")  # 994 chars: fine
+    a = fake_qa.ask("  Who is Ingrid Solberg?  \n")
+    assert a.question == "Who is Ingrid Solberg?"
+
+
+def test_bad_questions_fail_before_loading_anything(tmp_path, fake_models):
+    q = QA(index_dir=tmp_path / "never", corpus_dir=tmp_path / "nothing-here")
+    with pytest.raises(errors.QuestionError):
+        q.ask(" ")
+    assert not (tmp_path / "never").exists()
+
+
+def test_empty_corpus_folder(tmp_path, fake_models):
+    (tmp_path / "empty").mkdir()
+    q = QA(index_dir=tmp_path / "index", corpus_dir=tmp_path / "empty")
+    with pytest.raises(errors.EmptyCorpusError, match="no .txt or .md files"):
+        q.ask("Anything?")
+
+
+def test_empty_index(fake_qa):
+    fake_qa.remove_documents(list(TINY_DOCS))
+    with pytest.raises(errors.EmptyCorpusError, match="no documents are indexed"):
+        fake_qa.ask("Who is Ingrid Solberg?")
+
+
+def test_bad_top_k(fake_qa):
+    with pytest.raises(ValueError, match="top_k"):
+        fake_qa.ask("Who is Ingrid Solberg?", top_k=0)
+
+
+# --- merging retrieved chunks ----------------------------------------------------
+
+@pytest.fixture
+def hand_store():
+    """Hand-made chunks: a0-a1 overlap, a1-a2 overlap, a0-a2 do not; a3 is apart."""
+    import numpy as np
+
+    from qa.store import Manifest
+    from qa.types import Chunk
+
+    a = make_doc("a.txt", "One two. Three four. Five six. Seven eight. Nine ten. Eleven twelve.")
+    b = make_doc("b.txt", "Other doc here. And more.")
+    spans = [("a.txt", 0, 20), ("a.txt", 9, 30), ("a.txt", 21, 43), ("a.txt", 55, 69), ("b.txt", 0, 25)]
+    docs = {"a.txt": a, "b.txt": b}
+    chunks = [Chunk(d, s, e, docs[d].text[s:e]) for d, s, e in spans]
+    m = Manifest(1, {}, {}, {}, {}, len(chunks), 0.0)
+    return IndexStore(m, docs, chunks, np.eye(len(chunks), 8, dtype=np.float32), None)
+
+
+def test_merge_hits_merges_overlapping_chunks_of_a_document(hand_store):
+    c = hand_store.chunks
+    passages = merge_hits(hand_store, [Hit(4, 0.9), Hit(1, 0.8), Hit(0, 0.5)])
+    assert [p.doc_id for p in passages] == ["b.txt", "a.txt"]  # order of each group's best hit
+    p = passages[1]
+    assert (p.start, p.end) == (0, 30)
+    assert p.text == hand_store.documents["a.txt"].text[0:30]
+    assert p.chunks == (c[0], c[1])
+    assert p.retrieval_score == 0.8
+
+
+def test_merge_hits_bridging_chunk_joins_two_groups(hand_store):
+    c = hand_store.chunks
+    passages = merge_hits(hand_store, [Hit(0, 3.0), Hit(2, 2.0), Hit(1, 1.0)])
+    assert len(passages) == 1
+    assert (passages[0].start, passages[0].end) == (0, 43)
+    assert passages[0].chunks == (c[0], c[1], c[2])
+    assert passages[0].retrieval_score == 3.0
+
+
+def test_merge_hits_keeps_separate_documents_and_gaps(hand_store):
+    passages = merge_hits(hand_store, [Hit(0, 1.0), Hit(2, 0.5), Hit(3, 0.4)])
+    assert [(p.start, p.end) for p in passages] == [(0, 20), (21, 43), (55, 69)]
+    assert merge_hits(hand_store, []) == []
+
+
+def test_merge_hits_on_real_chunks(tiny_store):
+    merged = merge_hits(tiny_store, [Hit(i, 1.0) for i in range(len(tiny_store))])
+    for p in merged:
+        assert p.text == tiny_store.documents[p.doc_id].text[p.start:p.end]
+        assert p.start == p.chunks[0].start and p.end == max(c.end for c in p.chunks)
+    # Passages of one document never overlap each other.
+    for x in merged:
+        for y in merged:
+            if x is not y and x.doc_id == y.doc_id:
+                assert x.end < y.start or y.end < x.start
+    assert sum(len(p.chunks) for p in merged) == len(tiny_store)
+
+
+def test_retrieval_query():
+    h = [("Which army did Popov command?", "the 58th Combined Arms Army"), ("Q2", "A2"), ("Q3", "A3")]
+    assert retrieval_query("Whom did he accuse?", None, 2) == "Whom did he accuse?"
+    assert retrieval_query("Whom did he accuse?", h, 0) == "Whom did he accuse?"
+    assert retrieval_query("Whom?", h[:1], 2) == "Whom? Which army did Popov command? the 58th Combined Arms Army"
+    assert retrieval_query("Whom?", h, 2) == "Whom? Q2 A2 Q3 A3"
+
+
+# --- answers and citations (fake reader: offsets only) ---------------------------
+
+def test_answer_offsets_map_into_the_document(fake_qa):
+    a = fake_qa.ask("Who is Ingrid Solberg?")
+    assert a.answer == "Solberg"  # FakeReader picks the question's longest word
+    assert a.citations[0].doc_id == "beta.md"
+    check_citations(fake_qa, a)
+    a = fake_qa.ask("When did the turbine arrive?", top_k=3)
+    assert a.answer == "turbine" and a.citations[0].doc_id == "gamma.txt"
+    check_citations(fake_qa, a)
+
+
+def test_no_answer_still_cites_passages(fake_qa):
+    a = fake_qa.ask("Quantum chromodynamics?", top_k=2)
+    assert a.answer == "" and not a.found
+    check_citations(fake_qa, a)
+    assert a.citations
+
+
+def test_ask_batch_matches_ask(fake_qa):
+    qs = ["Who is Ingrid Solberg?", "When did the turbine arrive?", "helicopter supplies"]
+    batch = fake_qa.ask_batch(qs)
+    assert [x.answer for x in batch] == [fake_qa.ask(q).answer for q in qs]
+
+
+def test_follow_up_fuses_history(fake_qa):
+    first = fake_qa.ask("Who is Ingrid Solberg?")
+    a = fake_qa.ask("What colour was the lighthouse painted?", history=[(first.question, first.answer)])
+    check_citations(fake_qa, a)
+    assert a.citations[0].doc_id == "beta.md"
+
+
+# --- index life cycle (fake embedder) --------------------------------------------
+
+def test_index_built_on_first_use_and_reused(fake_qa, tmp_path):
+    assert not (tmp_path / "index").exists()
+    assert sorted(d.id for d, _ in fake_qa.documents()) == sorted(TINY_DOCS)
+    assert (tmp_path / "index" / "CURRENT").exists()
+    again = QA(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
+    again.store
+    assert again.embedder.texts_embedded == 0, "an up-to-date index is loaded, not rebuilt"
+
+
+def test_corpus_folder_changes_are_synced(fake_qa, corpus, tmp_path):
+    fake_qa.store
+    (corpus / "delta.txt").write_text("Delta Farm keeps goats.", encoding="utf-8")
+    (corpus / "gamma.txt").unlink()
+    (corpus / "alpha.txt").write_text("Alpha Station moved south.", encoding="utf-8")
+    q = QA(index_dir=tmp_path / "index", corpus_dir=corpus)
+    docs = {d.id: d for d, n in q.documents()}
+    assert sorted(docs) == ["alpha.txt", "beta.md", "delta.txt"]
+    assert docs["alpha.txt"].text == "Alpha Station moved south."
+    # Only the new and the changed document were embedded.
+    assert q.embedder.texts_embedded == 2
+
+
+def test_added_document_survives_sync(fake_qa, tmp_path):
+    fake_qa.add_documents([make_doc("upload.txt", "Epsilon Bridge spans the Ostra river.")])
+    q = QA(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
+    assert "upload.txt" in {d.id for d, _ in q.documents()}
+
+
+def test_add_and_remove_documents(fake_qa):
+    fake_qa.add_documents([make_doc("delta.txt", "Delta Farm keeps goats. The goats give milk.")])
+    a = fake_qa.ask("Which animals does Delta Farm keep?", top_k=2)
+    assert any(c.doc_id == "delta.txt" for c in a.citations)
+    fake_qa.remove_documents(["delta.txt"])
+    assert "delta.txt" not in {d.id for d, _ in fake_qa.documents()}
+    a = fake_qa.ask("Which animals does Delta Farm keep?", top_k=10)
+    assert all(c.doc_id != "delta.txt" for c in a.citations)
+    with pytest.raises(errors.DocumentNotIndexedError) as e:
+        fake_qa.remove_documents(["nope.txt", "delta.txt"])
+    assert str(e.value) == "not in the index: nope.txt, delta.txt"
+    assert isinstance(e.value, KeyError) and isinstance(e.value, errors.QAError)
+
+
+def test_failed_add_keeps_previous_index(fake_qa, write_docs, tmp_path):
+    before = {d.id for d, _ in fake_qa.documents()}
+    bad = write_docs({"ok.txt": "Fine text.", "bad.txt": b"\xff\xfe"}, folder="bad")
+    with pytest.raises(errors.DocumentEncodingError):
+        fake_qa.add_paths([bad])
+    assert {d.id for d, _ in fake_qa.documents()} == before
+    assert {d for d in IndexStore.load(tmp_path / "index", load_bm25).documents} == before
+
+
+def test_stale_index_is_rebuilt_with_corpus_and_refused_without(fake_qa, tmp_path, monkeypatch):
+    fake_qa.store
+    import qa.pipeline
+
+    class OtherWeights(FakeEmbedder):
+        def __init__(self, **kw):
+            super().__init__(sha256="other-weights")
+
+    monkeypatch.setattr(qa.pipeline, "Embedder", OtherWeights)
+    with pytest.raises(errors.IndexStaleError, match="different embedding model.*--rebuild"):
+        QA(index_dir=tmp_path / "index", corpus_dir=None).store
+    q = QA(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
+    assert q.store.manifest.embedder["sha256"] == "other-weights"
+    assert q.embedder.texts_embedded == len(q.store)
+
+
+def test_index_with_other_bm25_settings_is_rebuilt(fake_qa, tmp_path, monkeypatch):
+    fake_qa.store
+    import qa.pipeline
+
+    monkeypatch.setitem(qa.pipeline.BM25_PARAMS, "k1", 0.123)
+    with pytest.raises(errors.IndexStaleError, match="different BM25 settings"):
+        QA(index_dir=tmp_path / "index", corpus_dir=None).store
+    q = QA(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
+    assert q.store.manifest.bm25["k1"] == 0.123
+    assert IndexStore.load(tmp_path / "index", load_bm25).manifest.bm25["k1"] == 0.123
+
+
+def test_missing_index_without_corpus(tmp_path, fake_models):
+    with pytest.raises(errors.IndexMissingError, match="qa index"):
+        QA(index_dir=tmp_path / "none", corpus_dir=None).ask("Who?")
+
+
+def test_default_qa_is_shared_and_uses_env(tmp_path, monkeypatch, fake_models):
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "default-index"))
+    qa._default = None
+    first = qa.default_qa()
+    assert first is qa.default_qa()
+    assert first.settings.index_dir == tmp_path / "default-index"
+    assert first.settings.corpus_dir == SEEDS
+    assert qa.QA is QA
+
+
+# --- real models (slow) ----------------------------------------------------------
+
+@pytest.mark.slow
+def test_real_retrieval_finds_the_popov_sentence(real_qa):
+    [chunks] = real_qa.retrieve([POPOV])
+    assert any("58th Combined Arms Army" in c.text for c in chunks)
+    assert all(real_qa.store.documents[c.doc_id].text[c.start:c.end] == c.text for c in chunks)
+
+
+@pytest.mark.slow
+def test_real_popov_answer(real_qa):
+    a = real_qa.ask(POPOV)
+    check_citations(real_qa, a)
+    assert "58th Combined Arms Army" in a.citations[0].text
+    assert "58th Combined Arms Army" in a.answer
+    assert a.citations[0].title == SEED_TITLE
+    assert a.citations[0].doc_id == SEED_FILE.name
+
+
+QUESTIONS = [
+    POPOV,
+    "Who made the voice memo public?",
+    "Whom did Popov accuse of treason?",
+    "Which missile struck the hotel in Berdyansk?",
+    "Where was the voice memo posted?",
+    "When was General Popov dismissed?",
+]
+
+
+@pytest.mark.slow
+def test_real_citation_invariants(real_qa):
+    # min_score=0 makes the reader always answer with its best span, so the
+    # offsets are checked whatever the model's confidence.
+    answers = real_qa.ask_batch(QUESTIONS, min_score=0.0)
+    for a in answers:
+        assert a.found, a
+        check_citations(real_qa, a)
+        assert len(a.answer) < 200
+    # The default threshold only changes whether to answer, never where from.
+    for a, b in zip(answers, real_qa.ask_batch(QUESTIONS)):
+        check_citations(real_qa, b)
+        if b.found:
+            assert (b.answer, b.citations[0].answer_start) == (a.answer, a.citations[0].answer_start)
+
+
+@pytest.mark.slow
+def test_real_follow_up_with_history(real_qa):
+    first = real_qa.ask(POPOV)
+    a = real_qa.ask("Whom did he accuse of treason?", history=[(POPOV, first.answer)])
+    check_citations(real_qa, a)
+    assert "Shoigu" in a.answer
+
+
+@pytest.mark.slow
+def test_real_add_then_remove_document(fresh_real_qa):
+    q = fresh_real_qa
+    text = ("The Varnholt Observatory opened in 1874 on the island of Skarvik. "
+            "It was founded by the astronomer Helga Marsh, who catalogued 3,000 double stars there. "
+            "The observatory closed in 1961 after a storm destroyed its dome.")
+    q.add_documents([make_doc("varnholt.txt", text, title="Varnholt Observatory")])
+    question = "Who founded the Varnholt Observatory?"
+    added = q.ask(question)
+    check_citations(q, added)
+    assert added.citations[0].doc_id == "varnholt.txt"
+    q.remove_documents(["varnholt.txt"])
+    assert "varnholt.txt" not in {d.id for d, _ in q.documents()}
+    a = q.ask(question)
+    check_citations(q, a)
+    assert all(c.doc_id != "varnholt.txt" for c in a.citations)
+    assert "Helga" not in a.answer
+    # And from disk too.
+    assert "varnholt.txt" not in IndexStore.load(q.settings.index_dir, load_bm25).documents
+    assert "Helga Marsh" in added.answer  # reader quality: checked last so the plumbing above always runs
+
+
+@pytest.mark.slow
+def test_real_default_instance_loads_models_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "default-index"))
+    monkeypatch.setenv("QA_CORPUS_DIR", str(SEEDS))
+    qa._default = None
+    a1 = qa.ask(POPOV)
+    inst = qa.default_qa()
+    reader_model, embed_model, store = inst.reader._model, inst.embedder._model, inst.store
+    a2 = qa.ask("Whom did he accuse of treason?", history=[(POPOV, a1.answer)])
+    assert qa.default_qa() is inst
+    assert inst.reader._model is reader_model is not None
+    assert inst.embedder._model is embed_model is not None
+    assert inst.store is store
+    assert (tmp_path / "default-index" / "CURRENT").exists(), "the default index honours QA_INDEX_DIR"
+    for a in (a1, a2):
+        check_citations(inst, a)
+    assert os.environ.get("QA_INDEX_DIR") == str(tmp_path / "default-index")
