@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qa import squad
-from qa.config import ReaderConfig
+from qa.config import ReaderConfig, Settings
 from qa.reader import CALIBRATION_FILE, SpanReader
 from qa.train_reader import DEFAULT_DATA
 
@@ -53,10 +53,11 @@ def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
-def sweep(probs: np.ndarray, f1_if_answered: np.ndarray, impossible: np.ndarray) -> list[dict]:
+def sweep(probs: np.ndarray, f1_if_answered: np.ndarray, impossible: np.ndarray,
+          thresholds: np.ndarray) -> list[dict]:
     """SQuAD 2.0 scores at each candidate threshold on the probability."""
     rows = []
-    for t in np.unique(np.round(np.concatenate([[0.0, 1.01], probs]), 4)):
+    for t in thresholds:
         answered = probs >= t
         f1 = np.where(answered, f1_if_answered, impossible.astype(float))
         rows.append({
@@ -68,29 +69,85 @@ def sweep(probs: np.ndarray, f1_if_answered: np.ndarray, impossible: np.ndarray)
     return rows
 
 
+def predict_open(model: Path, examples: list[squad.SquadExample], data: Path, batch: int = 32
+                 ) -> tuple[np.ndarray, list[str]]:
+    """Best-span margin and text for each example as ``ask()`` sees it: retrieval
+    over every paragraph of the validation articles, merged passages, top-k read."""
+    import tempfile
+
+    from qa.evaluate import squad_gold
+    from qa.pipeline import QA
+
+    _, docs = squad_gold(data / "dev-v1.1.json")
+    docs = [d for d in docs if d.id.split("/")[0] in squad.VALIDATION_ARTICLES]
+    margins, texts = [], []
+    with tempfile.TemporaryDirectory(prefix="qa-calib-") as tmp:
+        qa = QA(index_dir=tmp, corpus_dir=None,
+                settings=replace(Settings(), reader=replace(ReaderConfig(), path=model)))
+        qa.index_exactly(docs, progress=True)
+        for i in tqdm(range(0, len(examples), batch), desc="asking", unit="batch"):
+            chunk = examples[i : i + batch]
+            passages, results = qa.read([e.question for e in chunk])
+            for ps, r in zip(passages, results):
+                if r.spans:
+                    sp = r.spans[0]
+                    margins.append(sp.margin)
+                    texts.append(ps[sp.passage].text[sp.start : sp.end])
+                else:
+                    margins.append(-1e3)
+                    texts.append("")
+    return np.asarray(margins), texts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=ReaderConfig().path)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--predictions", help="save the raw predictions here, or re-fit from them when the file exists")
     args = p.parse_args(argv)
 
     reader = SpanReader(replace(ReaderConfig(), path=args.model))
     v1 = squad.select(squad.load_squad(args.data / "dev-v1.1.json"), include=squad.VALIDATION_ARTICLES)
     v2 = squad.select(squad.load_squad(args.data / "dev-v2.0-half.json"), include=squad.VALIDATION_ARTICLES)
     everything = squad.dedupe(v2 + v1)
-    margins, texts = predict(reader, everything)
-    f1 = np.asarray([squad.best_scores(t, e.answers)[1] if e.answers else 0.0 for t, e in zip(texts, everything)])
     impossible = np.asarray([e.is_impossible for e in everything])
-    correct = (f1 >= 0.5) & ~impossible
+    v2_keys = {(e.context, e.question) for e in v2}
+    in_v2 = np.asarray([(e.context, e.question) in v2_keys for e in everything])
+
+    # Two settings, one calibration: the gold paragraph alone (reading
+    # comprehension) and the product's own path (retrieve, merge, read top-k),
+    # where the model meets passages that are on topic but hold no answer.
+    cache = Path(args.predictions) if args.predictions else None
+    if cache is not None and cache.exists():
+        saved = json.loads(cache.read_text())
+        settings = {k: (np.asarray(m), t) for k, (m, t) in saved.items()}
+    else:
+        settings = {"reader": predict(reader, everything),
+                    "open": predict_open(args.model, everything, args.data)}
+        if cache is not None:
+            cache.write_text(json.dumps({k: (m.tolist(), t) for k, (m, t) in settings.items()}))
+    margins = np.concatenate([m for m, _ in settings.values()])
+    f1 = {name: np.asarray([squad.best_scores(t, e.answers)[1] if e.answers else 0.0
+                            for t, e in zip(texts, everything)])
+          for name, (_, texts) in settings.items()}
+    f1_all = np.concatenate(list(f1.values()))
+    imp_all = np.concatenate([impossible] * len(settings))
+    correct = (f1_all >= 0.5) & ~imp_all
     a, b = fit_logistic(margins, correct)
     probs = 1 / (1 + np.exp(-(a * margins + b)))
 
-    # Threshold on the 2.0-style subset (answerable and unanswerable questions of
-    # the same articles, in their natural mix).
-    v2_keys = {(e.context, e.question) for e in v2}
-    in_v2 = np.asarray([(e.context, e.question) in v2_keys for e in everything])
-    rows = sweep(probs[in_v2], f1[in_v2], impossible[in_v2])
-    best = max(rows, key=lambda r: (r["f1"], r["threshold"]))
+    # The threshold maximises SQuAD 2.0 F1 on the 2.0-style subset (answerable and
+    # unanswerable questions of the same articles, in their natural mix), summed
+    # over both settings.
+    n = len(everything)
+    grid = np.unique(np.round(np.concatenate([[0.0, 1.01], probs]), 3))
+    per_setting = {name: sweep(probs[i * n:(i + 1) * n][in_v2], f1[name][in_v2], impossible[in_v2], grid)
+                   for i, name in enumerate(settings)}
+    names = list(settings)
+    rows = [{"threshold": r0["threshold"], **{f"{k}_{name}": rows[j][k] for name, rows in per_setting.items()
+                                                for k in ("f1", "f1_answerable", "no_answer_accuracy")}}
+            for j, r0 in enumerate(per_setting[names[0]])]
+    best = max(rows, key=lambda r: (sum(r[f"f1_{name}"] for name in names), r["threshold"]))
     bins = np.linspace(0, 1, 11)
     reliability = []
     for lo, hi in zip(bins[:-1], bins[1:]):
@@ -101,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "a": a, "b": b, "threshold": best["threshold"],
         "fitted_on": sorted(squad.VALIDATION_ARTICLES),
-        "n_questions": len(everything), "n_unanswerable": int(impossible.sum()),
+        "settings": names,
+        "n_questions": n, "n_unanswerable": int(impossible.sum()),
         "validation_at_threshold": best,
-        "validation_answerable_f1_no_threshold": float(f1[~impossible].mean() * 100),
+        "validation_answerable_f1_no_threshold": {name: float(f1[name][~impossible].mean() * 100) for name in names},
         "reliability": reliability,
     }
     (args.model / CALIBRATION_FILE).write_text(json.dumps(out, indent=2))

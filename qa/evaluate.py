@@ -495,18 +495,10 @@ def _open_index(docs: list[Any], index_dir: Path) -> tuple[Any, float | None]:
     """A QA over every paragraph; (qa, build seconds or None when reused)."""
     from qa.pipeline import QA
 
-    from qa.retrieval import BM25_PARAMS
-
     qa = QA(index_dir=index_dir, corpus_dir=None)
-    current = qa._current_or_none()
-    if current is not None and qa._up_to_date(current, docs) and current.manifest.bm25 == BM25_PARAMS:
-        qa._store = current
-        return qa, None
     t0 = time.perf_counter()
-    # A fresh build (not an update): the build time is that of the whole index, and
-    # an index made with other BM25 settings is not reused.
-    with qa._write_lock:
-        qa._store = qa._write(docs, previous=None, progress=True)
+    if not qa.index_exactly(docs, progress=True):
+        return qa, None
     return qa, time.perf_counter() - t0
 
 

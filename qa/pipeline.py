@@ -224,6 +224,24 @@ class QA:
             self._store = self._write(docs, previous=None, progress=progress)
             return self._store
 
+    def index_exactly(self, docs: Iterable[Document], progress: bool = False) -> bool:
+        """Make the index hold exactly ``docs``; True when it had to be (re)built.
+
+        For corpora made in code (an evaluation set): an index that already holds
+        these very texts under the current settings is reused as is, anything
+        else is replaced by a fresh build, so its build time is that of a whole
+        index.
+        """
+        docs = list(docs)
+        with self._write_lock:
+            current = self._current_or_none()
+            if (current is not None and self._up_to_date(current, docs)
+                    and set(current.documents) == {d.id for d in docs}):
+                self._store = current
+                return False
+            self._store = self._write(docs, previous=None, progress=progress)
+            return True
+
     def _current_or_none(self) -> IndexStore | None:
         """The index to update: a stale one is fine (its documents get re-embedded),
         a missing one means starting empty, a corrupt one is an error."""
@@ -294,11 +312,23 @@ class QA:
         k = self.settings.retrieval.top_k if top_k is None else top_k
         if k < 1:
             raise ValueError("top_k must be >= 1")
-        hits = self._retrieve(store, qs, histories, k, mode)
-        passages = [merge_hits(store, h) for h in hits]
-        results = self.reader.run(qs, [[p.text for p in ps] for ps in passages])
+        passages, results = self._read(store, qs, histories, k, mode)
         threshold = self.reader.threshold if min_score is None else min_score
         return [self._assemble(store, q, ps, r, threshold) for q, ps, r in zip(qs, passages, results)]
+
+    def read(self, questions: Sequence[str], top_k: int | None = None,
+             mode: str | None = None) -> tuple[list[list[Passage]], list[ReadResult]]:
+        """The passages and raw reader output behind ``ask_batch``, before any
+        threshold (for calibrating the threshold on exactly what ``ask`` sees)."""
+        qs = [self._check_question(q) for q in questions]
+        k = self.settings.retrieval.top_k if top_k is None else top_k
+        return self._read(self.store, qs, [None] * len(qs), k, mode)
+
+    def _read(self, store: IndexStore, qs: list[str], histories: list, k: int,
+              mode: str | None) -> tuple[list[list[Passage]], list[ReadResult]]:
+        hits = self._retrieve(store, qs, histories, k, mode)
+        passages = [merge_hits(store, h) for h in hits]
+        return passages, self.reader.run(qs, [[p.text for p in ps] for ps in passages])
 
     def retrieve(self, questions: Sequence[str], top_k: int | None = None, mode: str | None = None) -> list[list[Chunk]]:
         """Retrieval alone (for evaluation and debugging): top-k chunks per question."""

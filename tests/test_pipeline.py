@@ -382,3 +382,16 @@ def test_real_default_instance_loads_models_once(tmp_path, monkeypatch):
     for a in (a1, a2):
         check_citations(inst, a)
     assert os.environ.get("QA_INDEX_DIR") == str(tmp_path / "default-index")
+
+
+def test_index_exactly_reuses_only_an_identical_index(fake_models, tmp_path):
+    docs = [make_doc("a.txt", "Alpha has apples."), make_doc("b.txt", "Beta has bananas.")]
+    q = QA(index_dir=tmp_path / "index", corpus_dir=None)
+    assert q.index_exactly(docs) is True
+    again = QA(index_dir=tmp_path / "index", corpus_dir=None)
+    assert again.index_exactly(docs) is False  # same texts, same settings: reused from disk
+    assert again.index_exactly(docs[:1]) is True  # an extra document is not "exactly"
+    assert {d.id for d, _ in again.documents()} == {"a.txt"}
+    changed = [make_doc("a.txt", "Alpha has apricots.")]
+    assert again.index_exactly(changed) is True
+    assert again.store.documents["a.txt"].text == "Alpha has apricots."
