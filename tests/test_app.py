@@ -318,3 +318,30 @@ def test_real_upload_is_searchable_at_once(real_client, tmp_path):
     assert row[0] == "The Zorblat festival" and row[3] >= 1
     d = real_client.predict("Where is the Zorblat festival held?", None, None, 0.0, api_name="/answer")
     assert "zorblat_festival.md" in [c["doc_id"] for c in d["citations"]]
+
+
+@pytest.mark.slow
+def test_real_concurrent_sessions_get_their_own_answers(real_client, tmp_path_factory):
+    """Several tabs at once: each gets its own answers and its own conversation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = real_server(tmp_path_factory).url
+    expected = {
+        "Which army did General Popov command?": "58th Combined Arms Army",
+        "Who made the voice memo public?": "Gurulev",
+        "Which missile struck the hotel in Berdyansk?": "Storm Shadow",
+    }
+    clients = {q: Client(url, verbose=False) for q in expected}  # one session each
+
+    def converse(question: str):
+        c = clients[question]
+        c.predict(question, 5, False, 0.0, api_name="/ask")
+        return chat_text(c.predict(question, 5, False, 0.0, api_name="/ask"))
+
+    with ThreadPoolExecutor(len(expected)) as pool:
+        results = dict(zip(expected, pool.map(converse, expected)))
+    for question, msgs in results.items():
+        assert [role for role, _ in msgs] == ["user", "assistant"] * 2
+        assert [text for role, text in msgs if role == "user"] == [question, question]
+        for _, reply in msgs[1::2]:
+            assert expected[question] in " ".join(marked(reply)), (question, reply[:300])
