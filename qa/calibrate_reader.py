@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     every = np.ones(n, dtype=bool)
     names = list(settings)
     rows = []
-    for j, t in enumerate(grid):
+    for t in grid:
         row = {"threshold": float(t)}
         for i, name in enumerate(names):
             pr = probs[i * n:(i + 1) * n]

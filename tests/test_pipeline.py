@@ -187,6 +187,18 @@ def test_ask_batch_matches_ask(fake_qa):
     assert [x.answer for x in batch] == [fake_qa.ask(q).answer for q in qs]
 
 
+def test_read_exposes_what_ask_answers_from(fake_qa):
+    qs = ["Who is Ingrid Solberg?", "Quantum chromodynamics?"]
+    passages, results = fake_qa.read(qs)
+    answers = fake_qa.ask_batch(qs, min_score=0.0)
+    sp = results[0].spans[0]
+    assert passages[0][sp.passage].text[sp.start:sp.end] == answers[0].answer == "Solberg"
+    assert passages[0][sp.passage].doc_id == answers[0].citations[0].doc_id
+    assert results[1].spans == [] and answers[1].answer == ""
+    with pytest.raises(errors.QuestionError):
+        fake_qa.read(["  "])
+
+
 def test_follow_up_fuses_history(fake_qa):
     first = fake_qa.ask("Who is Ingrid Solberg?")
     a = fake_qa.ask("What colour was the lighthouse painted?", history=[(first.question, first.answer)])
