@@ -146,8 +146,6 @@ class IndexStore:
         ``_fail_after`` names a file after which to raise; tests use it to prove
         that a crash mid-write leaves the previous index intact.
         """
-        import faiss
-
         index_dir = Path(index_dir)
         index_dir.mkdir(parents=True, exist_ok=True)
         with _writer_lock(index_dir):
