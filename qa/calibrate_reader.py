@@ -71,7 +71,7 @@ def sweep(probs: np.ndarray, f1_if_answered: np.ndarray, impossible: np.ndarray,
     return rows
 
 
-def predict_open(model: Path, examples: list[squad.SquadExample], data: Path, batch: int = 32
+def predict_open(reader: SpanReader, examples: list[squad.SquadExample], data: Path, batch: int = 32
                  ) -> tuple[np.ndarray, list[str]]:
     """Best-span margin and text for each example as ``ask()`` sees it: retrieval
     over every paragraph of the validation articles, merged passages, top-k read."""
@@ -84,8 +84,8 @@ def predict_open(model: Path, examples: list[squad.SquadExample], data: Path, ba
     docs = [d for d in docs if d.id.split("/")[0] in squad.VALIDATION_ARTICLES]
     margins, texts = [], []
     with tempfile.TemporaryDirectory(prefix="qa-calib-") as tmp:
-        qa = QA(index_dir=tmp, corpus_dir=None,
-                settings=replace(Settings(), reader=replace(ReaderConfig(), path=model)))
+        qa = QA(index_dir=tmp, corpus_dir=None, settings=replace(Settings(), reader=reader.config))
+        qa.reader = reader  # the model already loaded for the gold-paragraph setting
         qa.index_exactly(docs, progress=True)
         for i in tqdm(range(0, len(examples), batch), desc="asking", unit="batch"):
             chunk = examples[i : i + batch]
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = {k: (np.asarray(m), t) for k, (m, t) in saved.items()}
     else:
         settings = {"reader": predict(reader, everything),
-                    "open": predict_open(args.model, everything, args.data)}
+                    "open": predict_open(reader, everything, args.data)}
         if cache is not None:
             cache.write_text(json.dumps({k: (m.tolist(), t) for k, (m, t) in settings.items()}))
     margins = np.concatenate([m for m, _ in settings.values()])
