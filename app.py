@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from qa.batching import MicroBatcher
 from qa.errors import IndexMissingError, QAError
 from qa.formatting import CSS, answer_to_dict, format_answer, format_error
+from qa.ingest import SUPPORTED_SUFFIXES
+from qa.uploads import MAX_FILES_PER_UPLOAD, MAX_UPLOAD_BYTES, index_uploads, upload_folder
 
 log = logging.getLogger("qa.app")
 
@@ -65,11 +67,20 @@ def _clamp01(x: float) -> float:
     return min(1.0, max(0.0, float(x)))
 
 
-def build_app(qa_instance, concurrency_limit: int = 1) -> gr.Blocks:
+def _threshold(qa_instance) -> float:
+    """The threshold ask() uses by default: the index's own (``qa calibrate``) or the reader's."""
+    t = getattr(qa_instance, "threshold", None)
+    return qa_instance.reader.threshold if t is None else t
+
+
+def build_app(qa_instance, concurrency_limit: int = 32) -> gr.Blocks:
     """The chat page for ``qa_instance`` (models load on the first question unless
-    the caller warmed them up). ``concurrency_limit`` questions are answered at once;
-    more wait in the queue (the models are shared and CPU-bound)."""
+    the caller warmed them up). Up to ``concurrency_limit`` questions are taken at
+    once and answered together in batches (``qa.batching``); more wait in the queue.
+    Uploads run in their own queue, beside the questions."""
     settings = qa_instance.settings
+    # Questions that arrive together are answered in one batched pass (qa.batching).
+    asker = MicroBatcher(qa_instance)
     max_k = settings.retrieval.candidates
 
     def run_turn(question: str, pairs: list, messages: list, top_k: float, use_default: bool,
@@ -82,12 +93,12 @@ def build_app(qa_instance, concurrency_limit: int = 1) -> gr.Blocks:
             return messages, pairs
         messages.append({"role": "user", "content": question})
         try:
-            a = qa_instance.ask(question, history=[tuple(p) for p in pairs], top_k=int(top_k),
+            a = asker.ask(question, history=[tuple(p) for p in pairs], top_k=int(top_k),
                                 min_score=None if use_default else float(min_score))
         except IndexMissingError:
             messages.append({"role": "assistant", "content": format_error(NO_INDEX)})
             return messages, pairs
-        except (QAError, ValueError) as e:
+        except QAError as e:
             messages.append({"role": "assistant", "content": format_error(str(e))})
             return messages, pairs
         except Exception as e:  # keep the chat alive; the log has the traceback
@@ -124,48 +135,42 @@ def build_app(qa_instance, concurrency_limit: int = 1) -> gr.Blocks:
                min_score: float | None = None) -> dict:
         """Answer one question; ``history`` is [[question, answer], ...]; returns the Answer as a dict."""
         try:
-            a = qa_instance.ask(question, history=[(str(q), str(r)) for q, r in (history or [])],
-                                top_k=top_k, min_score=min_score)
-        except (QAError, ValueError) as e:
+            if isinstance(history, list):  # JSON turns are lists; ask() checks their shape
+                history = [tuple(t) if isinstance(t, list) else t for t in history]
+            a = asker.ask(question, history=history or None, top_k=top_k, min_score=min_score)
+        except QAError as e:
             raise gr.Error(str(e)) from e
+        except Exception as e:  # never a bare {"error": null}: say what happened
+            log.exception("answering %r over the API failed", question)
+            raise gr.Error(f"Something went wrong: {type(e).__name__}: {e}") from e
         return answer_to_dict(a)
 
     def clear():
         return [], [], [], ""
 
     def add_files(files, progress=gr.Progress(track_tqdm=True)):
+        """Index an upload as one update (runs in the "index" queue, beside the
+        chat: questions keep being answered from the published index meanwhile)."""
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
-            return gr.skip(), "Choose one or more .txt or .md files first.", gr.skip()
-        added, problems = [], []
-        for n, path in enumerate(paths):
-            name = Path(path).name
-            progress(n / len(paths), desc=f"Indexing {name}")
-            try:
-                size = os.path.getsize(path)
-                if size > settings.max_file_bytes:
-                    raise QAError(f"{size:,} bytes is over the {settings.max_file_bytes:,}-byte limit")
-                qa_instance.add_paths([path], progress=True)
-            except QAError as e:
-                # Name the file, not gradio's temporary copy of it.
-                problems.append(f"**{name}**: " + str(e).replace(f"{path}: ", "").replace(str(path), name))
-                continue
-            except OSError as e:
-                problems.append(f"**{name}**: cannot be read ({e.strerror or e})")
-                continue
-            added.append(name)
+            return gr.skip(), "Choose one or more files first.", gr.skip()
+        progress(0.0, desc=f"Reading {len(paths)} file(s)")
+        try:
+            report = index_uploads(qa_instance, paths, progress=True, delete_under=upload_folder())
+            status = report.markdown()
+        except QAError as e:  # over a limit: nothing indexed
+            status = f"⚠ {e}"
+        except Exception as e:  # keep the page alive; the log has the traceback
+            log.exception("indexing an upload failed")
+            status = f"⚠ Not indexed: something went wrong ({type(e).__name__}: {e})"
         progress(1.0, desc="Done")
-        lines = []
-        if added:
-            lines.append("Indexed " + ", ".join(f"**{a}**" for a in added) + ": ask away.")
-        if problems:
-            lines.append("⚠ Not indexed (the index is unchanged for these):\n\n"
-                         + "\n".join(f"- {p}" for p in problems))
         try:
             table = _documents_table(qa_instance)
         except IndexMissingError:
             table = []
-        return table, "\n\n".join(lines), None
+        except QAError:
+            table = gr.skip()
+        return table, status, None
 
     def on_load():
         try:
@@ -175,8 +180,7 @@ def build_app(qa_instance, concurrency_limit: int = 1) -> gr.Blocks:
         except QAError as e:
             return gr.skip(), f"⚠ {e}", gr.skip()
         # The calibrated threshold is known once the reader is loaded (main warms it up).
-        loaded = getattr(qa_instance.reader, "_model", None) is not None
-        threshold = _clamp01(qa_instance.reader.threshold) if loaded else gr.skip()
+        threshold = _clamp01(_threshold(qa_instance)) if qa_instance.reader.loaded else gr.skip()
         return rows, "", threshold
 
     # Uploads are read once into the index; gradio's copies are deleted after an hour.
@@ -201,8 +205,10 @@ def build_app(qa_instance, concurrency_limit: int = 1) -> gr.Blocks:
                 gr.Examples(EXAMPLES, inputs=[box], label="Examples")
             with gr.Column(scale=2, min_width=300):
                 with gr.Accordion("Add documents", open=True):
-                    uploads = gr.File(label=f"Upload .txt or .md (up to {settings.max_file_bytes // 1024**2} MB each)",
-                                      file_count="multiple", file_types=[".txt", ".md"], height=120)
+                    uploads = gr.File(
+                        label=(f"Upload {', '.join(SUPPORTED_SUFFIXES)} (up to {MAX_FILES_PER_UPLOAD} files, "
+                               f"{settings.max_file_bytes // 1024**2} MB each, {MAX_UPLOAD_BYTES // 1024**2} MB in all)"),
+                        file_count="multiple", file_types=list(SUPPORTED_SUFFIXES), height=120)
                     add_btn = gr.Button("Add to index", variant="secondary", elem_id="qa-add")
                     status = gr.Markdown(elem_id="qa-status")
                 docs = gr.Dataframe(headers=DOC_HEADERS, datatype=["str", "str", "str", "number"],
@@ -211,8 +217,9 @@ def build_app(qa_instance, concurrency_limit: int = 1) -> gr.Blocks:
                 with gr.Accordion("Settings", open=False):
                     top_k = gr.Slider(1, max_k, value=settings.retrieval.top_k, step=1,
                                       label="Passages to read (top-k)")
-                    use_default = gr.Checkbox(True, label="Use the model's calibrated confidence threshold")
-                    min_score = gr.Slider(0.0, 1.0, value=_clamp01(qa_instance.reader.threshold), step=0.01,
+                    use_default = gr.Checkbox(True, label="Use the calibrated confidence threshold (this index's, "
+                                                          "from `qa calibrate`, else the model's)")
+                    min_score = gr.Slider(0.0, 1.0, value=_clamp01(_threshold(qa_instance)), step=0.01,
                                           label="Minimum confidence (below it: \"the documents don't say\")",
                                           interactive=False)
 
@@ -242,6 +249,7 @@ def build_app(qa_instance, concurrency_limit: int = 1) -> gr.Blocks:
                       api_description="Index uploaded .txt/.md files; returns the documents table and a status message.")
         demo.load(on_load, None, [docs, status, min_score], api_visibility="private")
     demo.queue(max_size=64, default_concurrency_limit=concurrency_limit)
+    demo.batcher = asker  # its .batches: the sizes of the batches answered (benchmarks read them)
     return demo
 
 
@@ -262,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")),
                    help="port (default 7860, env QA_PORT)")
     p.add_argument("--index", help="index folder (default: index/, built from seeds/ when missing)")
-    p.add_argument("--concurrency", type=int, default=1, help="questions answered at once (default 1)")
+    p.add_argument("--concurrency", type=int, default=32,
+                   help="questions taken at once, answered together in batches (default 32)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     return p
 
@@ -270,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    from qa.cli import quiet_model_loading
+
+    quiet_model_loading()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import qa
 

@@ -4,7 +4,7 @@ Machines differ 2-4x between sessions, so only numbers from one run compare.
 With --f1, each variant also reads the held-out SQuAD v1.1 articles (gold
 paragraph given) so a speed-up can be checked against accuracy.
 
-    python bench/reader_speed.py --model models/reader --windows 256 --f1
+    python bench/reader_speed.py --model qa/models/reader --windows 256 --f1
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qa import squad
+from qa.evaluation import squad
 from qa.config import ReaderConfig
-from qa.reader import SpanReader, choose
-from qa.train_reader import DEFAULT_DATA
+from qa.reader import SpanReader
+from qa.training.train_reader import DEFAULT_DATA
 
 
 def variants(reader: SpanReader) -> dict[str, tuple[torch.nn.Module, bool]]:
@@ -50,16 +50,10 @@ def throughput(model: torch.nn.Module, bf16: bool, n: int, length: int, batch: i
 
 
 def heldout_f1(reader: SpanReader, examples: list[squad.SquadExample]) -> tuple[float, float, float]:
-    ems, f1s = [], []
     t = time.perf_counter()
-    for i in range(0, len(examples), 64):
-        chunk = examples[i : i + 64]
-        for e, r in zip(chunk, reader.run([e.question for e in chunk], [[e.context] for e in chunk])):
-            sp, _ = choose(r, reader.calibration, 0.0)
-            em, f1 = squad.best_scores(e.context[sp.start : sp.end] if sp else "", e.answers)
-            ems.append(em)
-            f1s.append(f1)
-    return 100 * np.mean(ems), 100 * np.mean(f1s), time.perf_counter() - t
+    spans = reader.best_spans([e.question for e in examples], [e.context for e in examples])
+    scores = [squad.best_scores(e.context[sp.start : sp.end] if sp else "", e.answers) for e, sp in zip(examples, spans)]
+    return 100 * np.mean([s[0] for s in scores]), 100 * np.mean([s[1] for s in scores]), time.perf_counter() - t
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Command line: ``qa index``, ``qa ask``, ``qa docs``, ``qa remove``, ``qa eval``.
+"""Command line: ``qa index``, ``qa ask``, ``qa calibrate``, ``qa docs``, ``qa remove``, ``qa eval``.
 
 Every failure on bad input is one line on stderr and a non-zero exit status.
 """
@@ -11,8 +11,11 @@ import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Callable
 
+from qa.config import VECTOR_BACKEND_CHOICES
 from qa.errors import QAError
+from qa.formatting import location
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -20,20 +23,33 @@ EXIT_ERROR = 1
 
 def _qa(args: argparse.Namespace, corpus: bool = False):
     from qa.config import Settings
-    from qa.pipeline import QA
 
     s = Settings()
     index_dir = Path(args.index) if args.index else s.index_dir
     # The default index is kept in step with seeds/; a named one only changes when told.
     corpus_dir = s.corpus_dir if (corpus and not args.index) else None
-    return QA(index_dir=index_dir, corpus_dir=corpus_dir)
+    if getattr(args, "backend", None) or getattr(args, "milvus_uri", None):
+        from dataclasses import replace
+
+        s = replace(s, store=replace(s.store, vector_backend=args.backend or s.store.vector_backend,
+                                     milvus_uri=args.milvus_uri or s.store.milvus_uri))
+    return args.qa_factory(index_dir=index_dir, corpus_dir=corpus_dir, settings=s)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    """Add, update and remove to match the files; a file that cannot be read is
+    one ``error:`` line (exit 1) and never stops the others."""
     qa = _qa(args)
-    store = qa.rebuild(args.paths, progress=True) if args.rebuild else qa.add_paths(args.paths, progress=True)
-    print(f"{len(store.documents)} documents, {len(store)} chunks in {qa.settings.index_dir}")
-    return 0
+    if args.rebuild:
+        store = qa.rebuild(args.paths, progress=True)
+        print(f"{len(store.documents)} documents, {len(store)} chunks in {qa.settings.index_dir}")
+        return 0
+    report = qa.sync_paths(args.paths, progress=True)
+    for problem in report.problems:
+        _error(problem.reason)
+    print(report.summary())
+    print(f"{len(report.store.documents)} documents, {len(report.store)} chunks in {qa.settings.index_dir}")
+    return EXIT_ERROR if report.problems else 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -46,13 +62,34 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"Answer: {a.answer}   (confidence {a.score:.2f})")
     else:
         print(f"Not in the documents ({a.no_answer_reason}).")
-    for n, c in enumerate(a.citations[: 1 if a.answer else 3], start=1):
+    cites = a.citations[: 1 if a.answer else 3]
+    if a.low_confidence and a.best_candidate_citation is not None:
+        # Below the threshold: still show where the answer probably is, marked as a guess.
+        print(f"Low-confidence guess (not an answer): {a.best_candidate}   (confidence {a.score:.2f}, "
+              f"threshold {a.threshold:.2f})")
+        lead = a.best_candidate_citation
+        cites = [lead] + [c for c in a.citations if (c.doc_id, c.start, c.end) != (lead.doc_id, lead.start, lead.end)
+                          and not (c.doc_id == lead.doc_id and c.start <= lead.start and lead.end <= c.end)][:2]
+    for n, c in enumerate(cites, start=1):
         text = c.text
         if c.answer_start >= 0:
             i, j = c.answer_start - c.start, c.answer_end - c.start
             text = f"{text[:i]}>>>{text[i:j]}<<<{text[j:]}"
-        print(f"\n[{n}] {c.title} ({c.doc_id}, characters {c.start}-{c.end}, score {c.score:.2f})")
+        where = location(c)
+        print(f"\n[{n}] {c.title} ({c.doc_id}{', ' + where if where else ''}, characters {c.start}-{c.end}, "
+              f"score {c.score:.2f})")
         print("    " + text.replace("\n", "\n    "))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    qa = _qa(args, corpus=True)
+    report = qa.calibrate(args.gold, precision=args.precision, max_withheld=args.max_withheld, top_k=args.top_k,
+                          store=not args.dry_run, progress=True)
+    if args.json:
+        print(json.dumps({**report.record, "curve": report.curve, "stored": str(report.stored or "")}, indent=2))
+    else:
+        print(report.format())
     return 0
 
 
@@ -60,7 +97,38 @@ def cmd_docs(args: argparse.Namespace) -> int:
     qa = _qa(args, corpus=True)
     for doc, n in qa.documents():
         date = doc.meta.get("date", "")
-        print(f"{doc.id}\t{n} chunks\t{date}\t{doc.title}")
+        print(f"{one_field(doc.id)}\t{n} chunks\t{one_field(date)}\t{one_field(doc.title)}")
+    return 0
+
+
+def one_field(value) -> str:
+    """A value fit for one tab-separated field of one line: control characters
+    (a newline or tab in a file name) escaped, undecodable bytes shown as \\x.."""
+    out = []
+    for ch in str(value):
+        if ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch) or f"\\x{ord(ch) & 0xFF:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """The stored text of one document: what every offset of its citations points into
+    (for a PDF, HTML or Word file, the extracted text), with its pages or sections."""
+    from qa.errors import DocumentNotIndexedError
+
+    qa = _qa(args, corpus=True)
+    doc = qa.store.documents.get(args.doc_id)
+    if doc is None:
+        raise DocumentNotIndexedError(f"not in the index: {args.doc_id} (list them with `qa docs`)")
+    if args.locators:
+        for loc in doc.locators:
+            where = " ".join(x for x in (f"p. {loc.page}" if loc.page else "",
+                                         f"§ {loc.section}" if loc.section else "") if x)
+            print(f"{loc.start}-{loc.end}\t{where}")
+        return 0
+    sys.stdout.write(doc.text if doc.text.endswith("\n") else doc.text + "\n")
     return 0
 
 
@@ -75,29 +143,46 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_model_loading() -> None:
+    """No weight-loading progress bars or hub chatter on a command line meant to
+    print one answer (an application's choice, so it is made here, not in the library)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _error(message: str) -> None:
     """One line on stderr, whatever the message holds."""
     print("error: " + " ".join(str(message).split()), file=sys.stderr)
 
 
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
+def _number(cast, kind: str, ok, bounds: str):
+    """An argparse type: ``cast`` the text, then check it with ``ok``."""
+    def parse(value: str):
+        try:
+            x = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not {kind}") from None
+        if not ok(x):
+            raise argparse.ArgumentTypeError(f"must be {bounds}, not {x}")
+        return x
+    return parse
 
 
-def _probability(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 0.0 <= x <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability between 0 and 1, not {x}")
-    return x
+_positive_int = _number(int, "a whole number", lambda n: n >= 1, "at least 1")
+_probability = _number(float, "a number", lambda x: 0.0 <= x <= 1.0, "a probability between 0 and 1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = with_index(sub.add_parser("index", help="build or update an index from files or folders"))
     s.add_argument("paths", nargs="+", help=".txt or .md files, or folders of them")
     s.add_argument("--rebuild", action="store_true", help="replace the index with exactly these files")
+    s.add_argument("--backend", choices=VECTOR_BACKEND_CHOICES,
+                   help="vector index for a new index (default auto: exact FAISS, HNSW above 50k chunks)")
+    s.add_argument("--milvus-uri", help="with --backend milvus: a Milvus Lite file or http://host:19530")
     s.set_defaults(func=cmd_index)
 
     s = with_index(sub.add_parser("ask", help="answer a question with its citation"))
@@ -121,8 +209,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-score", type=_probability, help="confidence (0-1) below which to answer nothing")
     s.set_defaults(func=cmd_ask)
 
+    s = with_index(sub.add_parser("calibrate", help="choose the confidence threshold from your own gold questions",
+                                  description="Ask every gold question (JSONL: {id, question, answers[, doc_id]}; "
+                                              "answers [] = not in the documents), print precision, withheld rate "
+                                              "and F1 along the threshold, and store the chosen threshold with the "
+                                              "index (used by ask, the CLI and the app)."))
+    s.add_argument("gold", help="gold JSONL file")
+    crit = s.add_mutually_exclusive_group()
+    crit.add_argument("--precision", type=_probability, help="lowest threshold whose answers are at least this precise (0-1)")
+    crit.add_argument("--max-withheld", type=_probability,
+                      help="highest threshold that hides at most this share (0-1) of the right answers")
+    s.add_argument("--top-k", type=_positive_int, help="passages to read")
+    s.add_argument("--dry-run", action="store_true", help="print the figures, store nothing")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=cmd_calibrate)
+
     s = with_index(sub.add_parser("docs", help="list indexed documents"))
     s.set_defaults(func=cmd_docs)
+
+    s = with_index(sub.add_parser("show", help="print a document's stored (extracted) text"))
+    s.add_argument("doc_id")
+    s.add_argument("--locators", action="store_true", help="print its character ranges with their pages/sections")
+    s.set_defaults(func=cmd_show)
 
     s = with_index(sub.add_parser("remove", help="remove documents from the index by id"))
     s.add_argument("doc_ids", nargs="+")
@@ -134,22 +242,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, qa_factory: Callable[..., Any] | None = None) -> int:
+    """Run one command; ``qa_factory`` builds the ``QA`` (default ``qa.QA``; tests pass fakes)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "eval":
         # Handed over whole: argparse's REMAINDER drops leading options like --squad.
-        from qa import evaluate
+        from qa import evaluation
 
-        return evaluate.main(argv[1:])
+        return evaluation.main(argv[1:])
     args = build_parser().parse_args(argv)
+    if qa_factory is None:
+        from qa.pipeline import QA as qa_factory
+    args.qa_factory = qa_factory
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    quiet_model_loading()
+    for stream in (sys.stdout, sys.stderr):  # names holding undecodable bytes print as \x..
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     try:
         return args.func(args)
     except QAError as e:
         _error(str(e))
+        return EXIT_ERROR
+    except BrokenPipeError:  # `qa docs | head -1`: the reader has gone, nothing to say
+        _silence_stdout()
         return EXIT_ERROR
     except OSError as e:  # e.g. an index folder that cannot be written
         _error(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug, not bad input: still one line (the traceback with -v)
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        _error(f"internal error ({type(e).__name__}: {e}); run with -v for the details and please report it")
+        return EXIT_ERROR

@@ -1,9 +1,11 @@
 """All tunable settings in one place, with defaults that work out of the box.
 
-Settings are a frozen dataclass so a ``QA`` instance cannot drift at run time;
-derive variants with ``dataclasses.replace``. Paths default to the repository
-layout (``seeds/``, ``index/``, ``models/reader``) and can be overridden by the
-``QA_INDEX_DIR``, ``QA_CORPUS_DIR`` and ``QA_READER`` environment variables.
+Settings are frozen dataclasses so a ``QA`` instance cannot drift at run time;
+derive variants with ``dataclasses.replace``. The shipped reader is package
+data (``qa/models/reader``), so a plain ``pip install .`` answers. The index and
+the default corpus are the checkout's ``index/`` and ``seeds/`` when running
+from a checkout, else ``./index`` and no corpus; the ``QA_INDEX_DIR``,
+``QA_CORPUS_DIR`` and ``QA_READER`` environment variables override them.
 """
 
 from __future__ import annotations
@@ -12,12 +14,24 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The shipped reader (weights, tokenizer, calibration), installed with the package.
+SHIPPED_READER = PACKAGE_DIR / "models" / "reader"
+
+
+def _home() -> Path:
+    """The checkout when ``qa`` runs from one (it has seeds/ next to qa/), else the working directory."""
+    checkout = PACKAGE_DIR.parent
+    return checkout if (checkout / "seeds").is_dir() and (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+def _default_corpus() -> Path | None:
+    seeds = _home() / "seeds"
+    return seeds if seeds.is_dir() else None
 
 #: Bumped whenever the on-disk index layout changes; older indexes are rebuilt.
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md")
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -41,6 +55,40 @@ class ChunkingConfig:
             raise ValueError("chunking.overlap_sentences must be >= 0")
 
 
+@dataclass(frozen=True)
+class BM25Config:
+    """BM25 settings (bm25s). k1 and b were tuned on the training articles of
+    SQuAD v1.1 dev (chunks of ~100 words): a low k1 saturates term frequency
+    early, which suits short chunks. Recorded in the index manifest."""
+
+    method: str = "lucene"
+    k1: float = 0.5
+    b: float = 0.5
+    stopwords: str = "en"
+    stemmer: str = "english"
+
+
+VECTOR_BACKEND_CHOICES: tuple[str, ...] = ("auto", "faiss-flat", "faiss-hnsw", "faiss-ivf", "milvus")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Which vector index a new index uses. "auto": exact FAISS while small, moved
+    to HNSW (no re-embedding) once it passes ``ann_threshold`` chunks, where
+    exact search passes ~10 ms a query on 2 cores (docs/scale.md). "milvus"
+    keeps the vectors in Milvus at ``milvus_uri`` (a local Milvus Lite file, or
+    ``http://host:19530`` for a server). An existing index keeps its backend."""
+
+    vector_backend: str = "auto"
+    ann_threshold: int = 50_000
+    milvus_uri: str = "milvus.db"
+
+    def __post_init__(self) -> None:
+        if self.vector_backend not in VECTOR_BACKEND_CHOICES:
+            raise ValueError(f"store.vector_backend must be one of {', '.join(VECTOR_BACKEND_CHOICES)}, "
+                             f"not {self.vector_backend!r}")
+
+
 #: "hybrid" fuses z-normalised dense and BM25 scores (the default, best measured);
 #: "rrf" is the older weighted reciprocal rank fusion, kept for comparison.
 RETRIEVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25", "rrf")
@@ -50,11 +98,9 @@ RETRIEVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25", "rrf")
 class RetrievalConfig:
     """Which retriever ranks chunks and how hybrid fusion weighs its inputs.
 
-    Defaults measured on SQuAD v1.1 dev in open mode (2,067 paragraphs, 3,949
-    chunks), weights tuned on the questions of the training articles only:
-    hybrid z-score fusion 0.65 dense / 0.35 BM25 gives recall@1 0.82 and
-    recall@5 0.96, against 0.66 / 0.88 for dense alone, 0.77 / 0.92 for BM25
-    alone and 0.78 / 0.94 for equal-weight RRF (see docs/retrieval.md).
+    Weights tuned on the questions of the SQuAD training articles only; the
+    measured recall of each mode is in the README ("Retrieval") and
+    docs/retrieval.md.
     """
 
     mode: str = "hybrid"  # one of RETRIEVAL_MODES
@@ -63,6 +109,8 @@ class RetrievalConfig:
     dense_weight: float = 0.65  # hybrid: weight of the z-scored cosine similarity
     bm25_weight: float = 0.35  # hybrid: weight of the z-scored BM25 score
     rrf_k: int = 60  # "rrf" (and follow-up fusion): 1 / (rrf_k + rank)
+    exact_fusion_max: int = 50_000  # hybrid over every chunk up to here, over candidates beyond
+    fusion_candidates: int = 100  # beyond it: top-C of each signal, z-scored with corpus statistics
     rrf_dense_weight: float = 1.0
     rrf_bm25_weight: float = 1.0
 
@@ -85,7 +133,7 @@ class ReaderConfig:
     which ``ask`` answers "" (None: use the threshold shipped with the model,
     chosen on validation articles)."""
 
-    path: Path = field(default_factory=lambda: _env_path("QA_READER", ROOT / "models" / "reader"))
+    path: Path = field(default_factory=lambda: _env_path("QA_READER", SHIPPED_READER))
     max_length: int = 384
     stride: int = 128
     max_answer_tokens: int = 30
@@ -105,12 +153,15 @@ class ReaderConfig:
 class Settings:
     """Everything a ``QA`` instance needs; the defaults serve the seed corpus."""
 
-    index_dir: Path = field(default_factory=lambda: _env_path("QA_INDEX_DIR", ROOT / "index"))
-    corpus_dir: Path | None = field(default_factory=lambda: _env_path("QA_CORPUS_DIR", ROOT / "seeds"))
+    index_dir: Path = field(default_factory=lambda: _env_path("QA_INDEX_DIR", _home() / "index"))
+    corpus_dir: Path | None = field(default_factory=lambda: _env_path("QA_CORPUS_DIR", _default_corpus()))
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     reader: ReaderConfig = field(default_factory=ReaderConfig)
+    bm25: BM25Config = field(default_factory=BM25Config)
+    store: StoreConfig = field(default_factory=StoreConfig)
     embed_batch_size: int = 64
+    bf16: bool = True  # bf16 autocast for both models, where the CPU has it (AMX / AVX512-BF16)
     max_question_chars: int = 1000
     max_file_bytes: int = 10 * 1024 * 1024
     history_turns: int = 2  # earlier turns folded into the retrieval query

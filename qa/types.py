@@ -7,13 +7,40 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Locator:
+    """Where a character range of a document's extracted text came from: the
+    page of a PDF (1-based) and/or the section heading of HTML, DOCX or Markdown."""
+
+    start: int
+    end: int
+    page: int | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True)
 class Document:
-    """A source document as indexed. ``text`` is what offsets point into."""
+    """A source document as indexed. ``text`` is what offsets point into; for a
+    PDF, HTML or Word file it is the extracted text (``qa show DOC_ID`` prints
+    it), and ``locators`` map its character ranges back to pages or sections."""
 
     id: str
     text: str
     title: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    locators: tuple[Locator, ...] = ()
+
+    def locate(self, offset: int) -> Locator | None:
+        """The locator whose range holds ``offset`` (the last one starting at or
+        before it when ranges leave gaps), or None."""
+        best = None
+        for loc in self.locators:
+            if loc.start <= offset:
+                best = loc
+                if offset < loc.end:
+                    return loc
+            else:
+                break
+        return best
 
 
 @dataclass(frozen=True)
@@ -43,6 +70,8 @@ class Citation:
     score: float
     answer_start: int = -1
     answer_end: int = -1
+    page: int | None = None  # PDF page (1-based) the passage (or its answer) starts on
+    section: str | None = None  # section heading (HTML, DOCX, Markdown)
 
 
 @dataclass(frozen=True)
@@ -52,7 +81,8 @@ class Answer:
     ``answer`` is a verbatim substring of the first citation's document, or
     ``""`` when the documents do not say (``citations`` then still lists the
     closest passages). ``score`` is the reader's calibrated probability that the
-    answer is right, comparable across questions, so it can be thresholded.
+    best candidate is right, comparable across questions, so it can be
+    thresholded: the answer is given when ``score >= threshold``.
     """
 
     question: str
@@ -60,7 +90,21 @@ class Answer:
     score: float
     citations: list[Citation] = field(default_factory=list)
     no_answer_reason: str = ""
+    #: The reader's best candidate whatever the threshold (equal to ``answer``
+    #: when it is given; when declined, the low-confidence guess a user may
+    #: still want to see), with its citation (answer offsets set) and ``score``
+    #: as its probability. "" / None when no passage held any candidate.
+    best_candidate: str = ""
+    best_candidate_citation: Citation | None = None
+    #: The threshold the answer was held against.
+    threshold: float | None = None
 
     @property
     def found(self) -> bool:
         return bool(self.answer)
+
+    @property
+    def low_confidence(self) -> bool:
+        """True when the documents were judged not to say, yet a candidate exists
+        (shown as a low-confidence guess, never as the answer)."""
+        return not self.answer and bool(self.best_candidate)

@@ -3,7 +3,7 @@
 Fast tests use ``FakeEmbedder`` / ``FakeReader`` (deterministic, model-free):
 fine for plumbing (offsets, persistence, fusion), never for quality claims.
 Tests marked ``slow`` share one real ``QA`` (real embedder, real reader from
-``QA_READER`` or ``models/reader``) built once per session from ``seeds/``.
+``QA_READER`` or ``qa/models/reader``) built once per session from ``seeds/``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 import qa
 from qa.chunking import Chunker
 from qa.config import ChunkingConfig, ReaderConfig
+from qa.indexing import Indexer
 from qa.reader import Calibration, ReadResult, Span
-from qa.retrieval import BM25_PARAMS, build_bm25
 from qa.store import IndexStore
 from qa.types import Document
 
@@ -78,6 +78,8 @@ class FakeReader:
         self.config = config or ReaderConfig()
         self.calibration = Calibration(a=1.0, b=0.0, threshold=0.5)
         self.calls = 0
+
+    loaded = True
 
     @property
     def threshold(self) -> float:
@@ -145,8 +147,7 @@ def small_chunker() -> Chunker:
 
 
 def build_store(docs, chunker, embedder, previous=None, remove=()) -> IndexStore:
-    return IndexStore.build(list(docs), chunker, embedder, build_bm25, BM25_PARAMS,
-                            previous=previous, remove=tuple(remove))
+    return Indexer(chunker, embedder).run(list(docs), previous=previous, remove=tuple(remove))
 
 
 @pytest.fixture
@@ -173,13 +174,19 @@ def write_docs(tmp_path):
     return _write
 
 
-@pytest.fixture
-def fake_models(monkeypatch):
-    """Make every ``QA`` built in this test (CLI included) use the fake models."""
-    import qa.pipeline
+def make_fake_qa(*args, **kwargs):
+    """A ``QA`` with the fake models passed in (same arguments as ``QA``)."""
+    from qa.pipeline import QA
 
-    monkeypatch.setattr(qa.pipeline, "Embedder", FakeEmbedder)
-    monkeypatch.setattr(qa.pipeline, "SpanReader", FakeReader)
+    kwargs.setdefault("embedder", FakeEmbedder())
+    kwargs.setdefault("reader", FakeReader())
+    return QA(*args, **kwargs)
+
+
+@pytest.fixture
+def fake_models():
+    """A factory for ``QA`` instances with fake models (pass it as the CLI's ``qa_factory``)."""
+    return make_fake_qa
 
 
 # --- keeping the repository's index/ out of the tests ---------------------------
@@ -223,8 +230,5 @@ def fresh_real_qa(real_qa, tmp_path):
     models, for tests that add or remove documents."""
     from qa.pipeline import QA
 
-    q = QA(index_dir=tmp_path / "index", corpus_dir=SEEDS, settings=real_qa.settings)
-    q.embedder = real_qa.embedder
-    q.retriever = real_qa.retriever
-    q.reader = real_qa.reader
-    return q
+    return QA(index_dir=tmp_path / "index", corpus_dir=SEEDS, settings=real_qa.settings,
+              embedder=real_qa.embedder, reader=real_qa.reader, retriever=real_qa.retriever)

@@ -14,7 +14,7 @@ from _app_server import SEEDS, ROOT, real_server, serve
 from qa.config import Settings
 from qa.errors import QuestionError
 from qa.formatting import NO_ANSWER, format_answer, format_error, highlight
-from qa.loading import load_paths
+from qa.ingest import load_paths
 from qa.types import Answer, Citation, Document
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -102,6 +102,48 @@ def test_no_answer_reply_says_so_and_shows_the_closest_passages():
     assert "<mark>" not in reply
 
 
+def test_a_low_confidence_guess_is_shown_marked_with_its_highlighted_passage():
+    guess = cite_around(SEED, "Sergei Shoigu", score=0.2)
+    other = cite_around(SEED, "Storm Shadow", score=0.1, mark=False)
+    a = Answer("Whom did he accuse of treason?", "", 0.2, [other], "the closest candidate scored 0.20",
+               best_candidate="Sergei Shoigu", best_candidate_citation=guess, threshold=0.4)
+    assert a.low_confidence and not a.found
+    reply = format_answer(a, {SEED.id: SEED})
+    head, others = reply.split("<details", 1)
+    # First the plain statement, then the guess, clearly marked, never as the answer.
+    assert head.index(html.escape(NO_ANSWER, quote=True)) < head.index("Low confidence")
+    assert "Possible answer: <span class=\"qa-guess\">Sergei Shoigu</span>" in head
+    assert "confidence 20%, below the 40% threshold" in head
+    assert "Where the answer may be (low confidence)" in head
+    assert marked(head) == ["Sergei Shoigu"]
+    assert 'class="qa-answer"' not in head.replace('class="qa-answer qa-none"', "")
+    assert "Storm Shadow" in others and "<mark>" not in others
+    # Without a candidate it is the plain "don't say" reply.
+    plain = format_answer(Answer("q", "", 0.0, [other], "nothing"), {SEED.id: SEED})
+    assert "Low confidence" not in plain and "<mark>" not in plain
+
+
+def test_cli_prints_the_low_confidence_guess_and_json_carries_it(tiny_docs, tmp_path, fake_models, capsys):
+    import json
+
+    from qa.cli import main
+
+    q = fake_models(index_dir=tmp_path / "i", corpus_dir=None)
+    q.add_documents(tiny_docs)
+    assert main(["ask", "Who is the harbour master?", "--index", str(tmp_path / "i"), "--min-score", "1.0"],
+                qa_factory=fake_models) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Not in the documents (")
+    assert "Low-confidence guess (not an answer): Harbour" in out and "threshold 1.00" in out
+    assert ">>>Harbour<<<" in out
+    assert main(["ask", "Who is the harbour master?", "--index", str(tmp_path / "i"), "--min-score", "1.0",
+                 "--json"], qa_factory=fake_models) == 0
+    a = json.loads(capsys.readouterr().out)
+    assert a["answer"] == "" and a["best_candidate"] == "Harbour" and a["threshold"] == 1.0
+    c = a["best_candidate_citation"]
+    assert tiny_docs[1].text[c["answer_start"]:c["answer_end"]] == "Harbour"
+
+
 def test_bad_offsets_and_missing_dates_do_not_break_the_reply():
     c = Citation("d", "", 100, 110, "short text", 0.5, 50, 500)  # answer outside the passage
     reply = format_answer(Answer("q", "x", 0.5, [c]), {"other": SEED})
@@ -119,7 +161,7 @@ class FakeQA:
 
     def __init__(self, tmp_path):
         self.settings = Settings(index_dir=tmp_path / "index", corpus_dir=None, max_file_bytes=1000)
-        self.reader = SimpleNamespace(threshold=0.42, _model=object())
+        self.reader = SimpleNamespace(threshold=0.42, loaded=True)
         self.docs = {SEED.id: SEED}
         self.calls: list[dict] = []
 
@@ -133,6 +175,18 @@ class FakeQA:
     def add_paths(self, paths, progress=False):
         for d in load_paths(list(paths), self.settings.max_file_bytes):
             self.docs[d.id] = d
+
+    def add_new_documents(self, docs, progress=False):
+        from qa.index_manager import AddResult, free_id
+
+        added, renamed = [], {}
+        for d in docs:
+            new = free_id(d.id, self.docs)
+            if new != d.id:
+                renamed[d.id] = new
+            self.docs[new] = Document(new, d.text, d.title, d.meta)
+            added.append(new)
+        return AddResult(self.store, added, renamed, [])
 
     def ask(self, question, history=None, top_k=None, min_score=None):
         self.calls.append(dict(question=question, history=list(history or []), top_k=top_k, min_score=min_score))

@@ -9,7 +9,7 @@ import pytest
 
 from qa.chunking import Chunker, split_sentences
 from qa.config import ChunkingConfig
-from qa.loading import load_file
+from qa.ingest import load_file
 from qa.types import Document
 
 from conftest import SEED_FILE

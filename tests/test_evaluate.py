@@ -17,23 +17,26 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa import evaluate as ev
+from qa import evaluation as ev
 from qa.types import Answer, Chunk, Citation
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_GOLD = ROOT / "tests" / "gold" / "seeds.jsonl"
 SEED_DOC = "000_c67c6b8288ab472d.txt"
 
-# Floors for the seed gold set with the shipped reader (models/reader) and the
+# Floors for the seed gold set with the shipped reader (qa/models/reader) and the
 # default retrieval settings. Figures are ×100 except recall (a fraction).
-# Measured with the shipped reader (default threshold 0.336): F1 45.5, answerable
-# F1 34.5, unanswerable declined 83.3%, best-span answerable F1 71.6, citation
-# accuracy 0.889 (`python -m qa.evaluate tests/gold/seeds.jsonl`).
-SEED_F1_FLOOR = 42.0
-SEED_F1_ANSWERABLE_FLOOR = 30.0
-SEED_UNANSWERABLE_DECLINED_FLOOR = 75.0
+# Measured at the default operating point (threshold 0.14, cross-passage choice;
+# `python -m qa.evaluate tests/gold/seeds.jsonl`): F1 49.3, answerable F1 44.2,
+# unanswerable declined 66.7% (8/12), no-answer accuracy 58.5, best-span
+# answerable F1 70.5, citation accuracy 0.870. The operating point moved on
+# purpose (issue 8: stop hiding right answers; it was 0.336 with F1 45.5 and
+# 10/12 declined), so the F1 floors went up and the unanswerable floor down.
+SEED_F1_FLOOR = 46.0
+SEED_F1_ANSWERABLE_FLOOR = 40.0
+SEED_UNANSWERABLE_DECLINED_FLOOR = 66.0
 SEED_BEST_SPAN_F1_ANSWERABLE_FLOOR = 66.0  # the reader's reading, whatever the threshold
-SEED_NO_ANSWER_ACCURACY_FLOOR = 48.0
+SEED_NO_ANSWER_ACCURACY_FLOOR = 55.0
 SEED_RECALL_AT_1_FLOOR = 1.0  # one document: it must always be retrieved
 SEED_CITATION_ACCURACY_FLOOR = 0.80
 
@@ -310,3 +313,114 @@ def test_seed_gold_set_clears_its_floors(tmp_path):
     assert r["best_candidate"]["f1_answerable"] >= SEED_BEST_SPAN_F1_ANSWERABLE_FLOOR, r["best_candidate"]
     assert r["retrieval"]["recall@1"] >= SEED_RECALL_AT_1_FLOOR, r["retrieval"]
     assert r["citation_accuracy"] is None or r["citation_accuracy"] >= SEED_CITATION_ACCURACY_FLOOR, r
+
+
+# --- where answers are lost -----------------------------------------------------
+
+
+@pytest.mark.parametrize("right,given,in_read,in_chosen,cause", [
+    (True, True, True, True, None),
+    (True, False, True, True, "declined_right"),
+    (False, True, False, False, "not_retrieved"),
+    (False, False, False, False, "not_retrieved"),  # declined, but it was wrong anyway: blame retrieval
+    (False, True, True, False, "other_passage"),
+    (False, True, True, True, "wrong_span"),
+    (False, True, None, None, "wrong_span"),  # reading comprehension: the gold paragraph was given
+])
+def test_miss_cause(right, given, in_read, in_chosen, cause):
+    assert ev.metrics.miss_cause(right, given, in_read, in_chosen) == cause
+
+
+def test_miss_breakdown_by_hand():
+    cands = ["Ann Lee", "Oslo", "Bergen", "Monday", "x", "y"]
+    scores = [0.9, 0.3, 0.9, 0.9, 0.9, 0.1]
+    golds = [["Ann Lee"], ["Oslo"], ["Oslo"], ["Tuesday"], [], []]
+    in_read = [True, True, False, True, None, None]
+    in_chosen = [True, True, False, False, None, None]
+    m = ev.metrics.miss_breakdown(cands, scores, golds, 0.5, in_read, in_chosen)
+    assert (m["n_answerable"], m["right"], m["declined_right"], m["not_retrieved"], m["other_passage"],
+            m["wrong_span"], m["answered_unanswerable"]) == (4, 1, 1, 1, 1, 0, 1)
+    assert m["percent"]["right"] == 25.0 and sum(m["percent"].values()) == pytest.approx(100.0)
+
+
+def test_whereabouts_of_the_gold_answer_in_an_answer():
+    from qa.evaluation.runs import answer_whereabouts
+
+    g = ev.GoldQuestion("1", "Who?", ("Ann Lee",), "a.txt")
+    chosen = Citation("a.txt", "A", 0, 20, "Bo Ek met someone.", 0.9, 0, 5)
+    other = Citation("a.txt", "A", 40, 80, "Then Ann Lee left.", 0.2)
+    wrong_doc = Citation("b.txt", "B", 0, 20, "Ann Lee in b.", 0.2)
+    assert answer_whereabouts(g, Answer("Who?", "Bo Ek", 0.9, [chosen, other])) == (True, False)
+    assert answer_whereabouts(g, Answer("Who?", "Bo Ek", 0.9, [chosen, wrong_doc])) == (False, False)
+    low = Answer("Who?", "", 0.1, [other], best_candidate="Ann Lee",
+                 best_candidate_citation=Citation("a.txt", "A", 40, 80, "Then Ann Lee left.", 0.1, 45, 52))
+    assert answer_whereabouts(g, low) == (True, True)
+    assert answer_whereabouts(ev.GoldQuestion("2", "?", ()), low) == (None, None)
+
+
+def test_cli_splits_misses_by_cause_in_the_table_and_json(tmp_path, monkeypatch, capsys):
+    gold = _write(
+        tmp_path,
+        json.dumps({"id": "1", "question": "Who?", "answers": ["Ann Lee"], "doc_id": SEED_DOC}),
+        json.dumps({"id": "2", "question": "Where?", "answers": ["Oslo"], "doc_id": SEED_DOC}),
+        json.dumps({"id": "3", "question": "When?", "answers": ["Tuesday"], "doc_id": SEED_DOC}),
+        json.dumps({"id": "4", "question": "Why?", "answers": ["rain"], "doc_id": SEED_DOC}),
+        json.dumps({"id": "5", "question": "How?", "answers": [], "doc_id": SEED_DOC}),
+    )
+    fake = FakeQA({"Who?": ("Ann Lee", 0.9, "Said Ann Lee."),      # right
+                   "Where?": ("Oslo", 0.3, "In Oslo."),            # right but declined
+                   "When?": ("Monday", 0.9, "On Monday."),         # Tuesday in no passage: not retrieved
+                   "Why?": ("sun", 0.9, "Sun and rain."),          # rain in its own passage: wrong span
+                   "How?": ("Monday", 0.2, "On Monday.")})
+    import qa
+
+    monkeypatch.setattr(qa, "default_qa", lambda: fake)
+    out_json = tmp_path / "r.json"
+    assert ev.main([str(gold), "--json", str(out_json)]) == 0
+    table = capsys.readouterr().out
+    assert "where answers are lost" in table and "declined although right" in table
+    m = json.loads(out_json.read_text())["results"]["hybrid"]["misses"]
+    assert (m["right"], m["declined_right"], m["not_retrieved"], m["other_passage"], m["wrong_span"]) == (1, 1, 1, 0, 1)
+    assert m["answered_unanswerable"] == 0
+    best = json.loads(out_json.read_text())["results"]["hybrid"]["misses_best_candidate"]
+    assert best["right"] == 2 and best["declined_right"] == 0
+
+
+def test_reader_mode_predictions_are_cached_and_reused(tmp_path, monkeypatch, capsys):
+    """--predictions: the second run re-measures from the cache without the model."""
+    from qa.evaluation import cli as evcli
+    from qa.reader import Calibration, ReadResult, Span
+
+    data = {"data": [{"title": "T", "paragraphs": [{"context": "Ann Lee founded the mill in 1911.", "qas": [
+        {"id": "q1", "question": "Who founded the mill?", "answers": [{"text": "Ann Lee", "answer_start": 0}]},
+        {"id": "q2", "question": "When?", "answers": [{"text": "1911", "answer_start": 28}]}]}]}]}
+    sq = tmp_path / "s.json"
+    sq.write_text(json.dumps(data))
+    calls = []
+
+    class Reader:
+        def __init__(self, config):
+            self.config, self.path, self.loaded = config, tmp_path, False
+            self.calibration = Calibration(a=1.0, b=0.0, threshold=0.5)
+
+        @property
+        def threshold(self):
+            return 0.5
+
+        def run(self, questions, passages):
+            calls.append(len(questions))
+            return [ReadResult([Span(0, 7, 3.0, 0.0, 0)], 0.0) for _ in questions]
+
+    import qa.reader
+
+    monkeypatch.setattr(qa.reader, "SpanReader", Reader)
+    monkeypatch.setattr(evcli, "_calibration_only", lambda r: Calibration(a=1.0, b=0.0, threshold=0.5))
+    preds, out = tmp_path / "p.json", tmp_path / "r.json"
+    assert ev.main(["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]) == 0
+    assert calls == [2] and preds.exists()
+    first = json.loads(out.read_text())["results"]["reader"]
+    assert ev.main(["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]) == 0
+    assert calls == [2]  # nothing read again
+    again = json.loads(out.read_text())["results"]["reader"]
+    assert again["answers"] == first["answers"]
+    assert again["misses"]["wrong_span"] == 1 and again["misses"]["right"] == 1

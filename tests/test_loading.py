@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa import errors
-from qa.loading import document_from_text, iter_paths, load_file, load_paths, parse_metadata
+from qa.ingest import document_from_text, iter_paths, load_file, load_paths, parse_metadata
 
 from conftest import SEED_FILE, SEED_TITLE, SEEDS
 
@@ -112,7 +112,7 @@ def test_empty_file(tmp_path, content):
         load_file(f)
 
 
-@pytest.mark.parametrize("name", ["report.pdf", "README", "notes.docx"])
+@pytest.mark.parametrize("name", ["report.odt", "README", "notes.doc"])  # .pdf/.docx are supported now
 def test_unsupported_suffix(tmp_path, name):
     f = tmp_path / name
     f.write_bytes(b"%PDF-1.4 whatever")
@@ -139,13 +139,13 @@ def test_empty_corpus_folder(tmp_path):
     with pytest.raises(errors.EmptyCorpusError, match=r"no \.txt or \.md files found in .*empty"):
         load_paths([tmp_path / "empty"])
     (tmp_path / "pdfs").mkdir()
-    (tmp_path / "pdfs" / "a.pdf").write_bytes(b"%PDF")
+    (tmp_path / "pdfs" / "a.rtf").write_bytes(b"{\\rtf1")  # an unsupported type
     with pytest.raises(errors.EmptyCorpusError, match="pdfs"):
         load_paths(iter([tmp_path / "pdfs"]))  # a one-shot iterable still names the folder
 
 
 def test_folder_ids_are_relative_and_hidden_files_skipped(write_docs):
-    d = write_docs({"a.txt": "A.", "sub/b.md": "B.", ".hidden/c.txt": "C.", ".d.txt": "D.", "e.pdf": "E"})
+    d = write_docs({"a.txt": "A.", "sub/b.md": "B.", ".hidden/c.txt": "C.", ".d.txt": "D.", "e.rtf": "E"})
     assert [doc_id for _, doc_id in iter_paths([d])] == ["a.txt", "sub/b.md"]
     docs = load_paths([d])
     assert [(x.id, x.text) for x in docs] == [("a.txt", "A."), ("sub/b.md", "B.")]

@@ -4,15 +4,16 @@ offsets, index sync); tests marked slow use the real embedder and reader."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
 import qa
 from qa import errors
+from qa.config import BM25Config, Settings
 from qa.pipeline import QA, merge_hits, retrieval_query
 from qa.retrieval import Hit
 from qa.store import IndexStore
-from qa.retrieval import load_bm25
 
 from conftest import SEED_FILE, SEED_TITLE, SEEDS, TINY_DOCS, FakeEmbedder, make_doc
 
@@ -26,7 +27,7 @@ def corpus(write_docs):
 
 @pytest.fixture
 def fake_qa(fake_models, corpus, tmp_path):
-    return QA(index_dir=tmp_path / "index", corpus_dir=corpus)
+    return fake_models(index_dir=tmp_path / "index", corpus_dir=corpus)
 
 
 def check_citations(q: QA, a) -> None:
@@ -72,7 +73,7 @@ def test_question_limit_counts_stripped_text(fake_qa):
 
 
 def test_bad_questions_fail_before_loading_anything(tmp_path, fake_models):
-    q = QA(index_dir=tmp_path / "never", corpus_dir=tmp_path / "nothing-here")
+    q = fake_models(index_dir=tmp_path / "never", corpus_dir=tmp_path / "nothing-here")
     with pytest.raises(errors.QuestionError):
         q.ask(" ")
     assert not (tmp_path / "never").exists()
@@ -80,7 +81,7 @@ def test_bad_questions_fail_before_loading_anything(tmp_path, fake_models):
 
 def test_empty_corpus_folder(tmp_path, fake_models):
     (tmp_path / "empty").mkdir()
-    q = QA(index_dir=tmp_path / "index", corpus_dir=tmp_path / "empty")
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=tmp_path / "empty")
     with pytest.raises(errors.EmptyCorpusError, match="no .txt or .md files"):
         q.ask("Anything?")
 
@@ -111,8 +112,13 @@ def hand_store():
     spans = [("a.txt", 0, 20), ("a.txt", 9, 30), ("a.txt", 21, 43), ("a.txt", 55, 69), ("b.txt", 0, 25)]
     docs = {"a.txt": a, "b.txt": b}
     chunks = [Chunk(d, s, e, docs[d].text[s:e]) for d, s, e in spans]
+    from qa.store.backends import Bm25Index, FaissFlatIndex
+
     m = Manifest(1, {}, {}, {}, {}, len(chunks), 0.0)
-    return IndexStore(m, docs, chunks, np.eye(len(chunks), 8, dtype=np.float32), None)
+    ids = np.arange(len(chunks))
+    vectors = FaissFlatIndex(8)
+    vectors.add(ids, np.eye(len(chunks), 8, dtype=np.float32))
+    return IndexStore(m, docs, chunks, ids, vectors, Bm25Index.build(ids, [c.text for c in chunks]))
 
 
 def test_merge_hits_merges_overlapping_chunks_of_a_document(hand_store):
@@ -208,21 +214,21 @@ def test_follow_up_fuses_history(fake_qa):
 
 # --- index life cycle (fake embedder) --------------------------------------------
 
-def test_index_built_on_first_use_and_reused(fake_qa, tmp_path):
+def test_index_built_on_first_use_and_reused(fake_qa, fake_models, tmp_path):
     assert not (tmp_path / "index").exists()
     assert sorted(d.id for d, _ in fake_qa.documents()) == sorted(TINY_DOCS)
     assert (tmp_path / "index" / "CURRENT").exists()
-    again = QA(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
+    again = fake_models(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
     again.store
     assert again.embedder.texts_embedded == 0, "an up-to-date index is loaded, not rebuilt"
 
 
-def test_corpus_folder_changes_are_synced(fake_qa, corpus, tmp_path):
+def test_corpus_folder_changes_are_synced(fake_qa, fake_models, corpus, tmp_path):
     fake_qa.store
     (corpus / "delta.txt").write_text("Delta Farm keeps goats.", encoding="utf-8")
     (corpus / "gamma.txt").unlink()
     (corpus / "alpha.txt").write_text("Alpha Station moved south.", encoding="utf-8")
-    q = QA(index_dir=tmp_path / "index", corpus_dir=corpus)
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=corpus)
     docs = {d.id: d for d, n in q.documents()}
     assert sorted(docs) == ["alpha.txt", "beta.md", "delta.txt"]
     assert docs["alpha.txt"].text == "Alpha Station moved south."
@@ -230,9 +236,9 @@ def test_corpus_folder_changes_are_synced(fake_qa, corpus, tmp_path):
     assert q.embedder.texts_embedded == 2
 
 
-def test_added_document_survives_sync(fake_qa, tmp_path):
+def test_added_document_survives_sync(fake_qa, fake_models, tmp_path):
     fake_qa.add_documents([make_doc("upload.txt", "Epsilon Bridge spans the Ostra river.")])
-    q = QA(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
     assert "upload.txt" in {d.id for d, _ in q.documents()}
 
 
@@ -256,40 +262,36 @@ def test_failed_add_keeps_previous_index(fake_qa, write_docs, tmp_path):
     with pytest.raises(errors.DocumentEncodingError):
         fake_qa.add_paths([bad])
     assert {d.id for d, _ in fake_qa.documents()} == before
-    assert {d for d in IndexStore.load(tmp_path / "index", load_bm25).documents} == before
+    assert {d for d in IndexStore.load(tmp_path / "index").documents} == before
 
 
-def test_stale_index_is_rebuilt_with_corpus_and_refused_without(fake_qa, tmp_path, monkeypatch):
+def test_stale_index_is_rebuilt_with_corpus_and_refused_without(fake_qa, fake_models, tmp_path):
     fake_qa.store
-    import qa.pipeline
 
     class OtherWeights(FakeEmbedder):
         def __init__(self, **kw):
             super().__init__(sha256="other-weights")
 
-    monkeypatch.setattr(qa.pipeline, "Embedder", OtherWeights)
     with pytest.raises(errors.IndexStaleError, match="different embedding model.*--rebuild"):
-        QA(index_dir=tmp_path / "index", corpus_dir=None).store
-    q = QA(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
+        fake_models(index_dir=tmp_path / "index", corpus_dir=None, embedder=OtherWeights()).store
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir, embedder=OtherWeights())
     assert q.store.manifest.embedder["sha256"] == "other-weights"
     assert q.embedder.texts_embedded == len(q.store)
 
 
-def test_index_with_other_bm25_settings_is_rebuilt(fake_qa, tmp_path, monkeypatch):
+def test_index_with_other_bm25_settings_is_rebuilt(fake_qa, fake_models, tmp_path):
     fake_qa.store
-    import qa.pipeline
-
-    monkeypatch.setitem(qa.pipeline.BM25_PARAMS, "k1", 0.123)
+    other = replace(Settings(), bm25=BM25Config(k1=0.123))
     with pytest.raises(errors.IndexStaleError, match="different BM25 settings"):
-        QA(index_dir=tmp_path / "index", corpus_dir=None).store
-    q = QA(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)
+        fake_models(index_dir=tmp_path / "index", corpus_dir=None, settings=other).store
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir, settings=other)
     assert q.store.manifest.bm25["k1"] == 0.123
-    assert IndexStore.load(tmp_path / "index", load_bm25).manifest.bm25["k1"] == 0.123
+    assert IndexStore.load(tmp_path / "index").manifest.bm25["k1"] == 0.123
 
 
 def test_missing_index_without_corpus(tmp_path, fake_models):
     with pytest.raises(errors.IndexMissingError, match="qa index"):
-        QA(index_dir=tmp_path / "none", corpus_dir=None).ask("Who?")
+        fake_models(index_dir=tmp_path / "none", corpus_dir=None).ask("Who?")
 
 
 def test_default_qa_is_shared_and_uses_env(tmp_path, monkeypatch, fake_models):
@@ -375,7 +377,7 @@ def test_real_add_then_remove_document(fresh_real_qa):
     assert all(c.doc_id != "varnholt.txt" for c in a.citations)
     assert "Helga" not in a.answer
     # And from disk too.
-    assert "varnholt.txt" not in IndexStore.load(q.settings.index_dir, load_bm25).documents
+    assert "varnholt.txt" not in IndexStore.load(q.settings.index_dir).documents
     assert "Helga Marsh" in added.answer  # reader quality: checked last so the plumbing above always runs
 
 
@@ -400,12 +402,24 @@ def test_real_default_instance_loads_models_once(tmp_path, monkeypatch):
 
 def test_index_exactly_reuses_only_an_identical_index(fake_models, tmp_path):
     docs = [make_doc("a.txt", "Alpha has apples."), make_doc("b.txt", "Beta has bananas.")]
-    q = QA(index_dir=tmp_path / "index", corpus_dir=None)
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=None)
     assert q.index_exactly(docs) is True
-    again = QA(index_dir=tmp_path / "index", corpus_dir=None)
+    again = fake_models(index_dir=tmp_path / "index", corpus_dir=None)
     assert again.index_exactly(docs) is False  # same texts, same settings: reused from disk
     assert again.index_exactly(docs[:1]) is True  # an extra document is not "exactly"
     assert {d.id for d, _ in again.documents()} == {"a.txt"}
     changed = [make_doc("a.txt", "Alpha has apricots.")]
     assert again.index_exactly(changed) is True
     assert again.store.documents["a.txt"].text == "Alpha has apricots."
+
+
+@pytest.mark.parametrize("bad", ["\x00", "?!", " \x00 \x01 "])
+def test_questions_without_words_are_refused(fake_qa, bad):
+    with pytest.raises(errors.QuestionError, match="no words"):
+        fake_qa.ask(bad)
+
+
+@pytest.mark.parametrize("bad", [None, "one question", 42])
+def test_ask_batch_needs_a_list(fake_qa, bad):
+    with pytest.raises(errors.ArgumentError, match="list of strings"):
+        fake_qa.ask_batch(bad)

@@ -177,3 +177,20 @@ def test_dedupe_random_no_overlaps_left():
             if s not in kept:
                 assert any(k.passage == s.passage and k.start < s.end and s.start < k.end and k.margin >= s.margin
                            for k in kept)
+
+
+def test_a_reader_without_calibration_is_refused(tmp_path):
+    """No silent fallback to uncalibrated scores: the threshold would mean nothing."""
+    import shutil
+
+    from qa.config import ReaderConfig
+    from qa.errors import ModelError
+    from qa.reader import SpanReader
+
+    src = ReaderConfig().path
+    for f in src.iterdir():
+        if f.name != "calibration.json" and f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    with pytest.raises(ModelError, match="calibrate_reader --model"):
+        SpanReader(ReaderConfig(path=tmp_path)).warm_up()
+    SpanReader(ReaderConfig(path=tmp_path), uncalibrated_ok=True).warm_up()  # for calibrating it

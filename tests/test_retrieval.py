@@ -123,7 +123,7 @@ def test_hybrid_fuses_z_normalised_scores(tiny_store):
     emb = FakeEmbedder()
     q = ["When was the mill wheel replaced by a turbine?", "Who is Ingrid Solberg?"]
     got = Retriever(emb, cfg).run(tiny_store, q)
-    dense = emb.run(q) @ tiny_store.vectors.T
+    dense = emb.run(q) @ tiny_store.chunk_vectors().T
     lexical = np.zeros_like(dense)
     for i, hs in enumerate(bm25_search(tiny_store, q, len(tiny_store))):
         for h in hs:

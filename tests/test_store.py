@@ -15,8 +15,9 @@ import pytest
 from qa import errors
 from qa.chunking import Chunker
 from qa.config import INDEX_FORMAT_VERSION, ChunkingConfig
-from qa.loading import sha256_text
-from qa.retrieval import BM25_PARAMS, bm25_search, dense_search, load_bm25
+from qa.ingest import sha256_text
+from qa.config import BM25Config
+from qa.retrieval import bm25_search, dense_search
 from qa.store import POINTER, IndexStore
 from qa.types import Document
 
@@ -28,14 +29,14 @@ def snapshot(index_dir: Path) -> Path:
 
 
 def load(index_dir: Path) -> IndexStore:
-    return IndexStore.load(index_dir, load_bm25)
+    return IndexStore.load(index_dir)
 
 
 def contents(store: IndexStore):
     return (
         {d.id: (d.text, d.title, d.meta) for d in store.documents.values()},
         [(c.doc_id, c.start, c.end, c.text) for c in store.chunks],
-        store.vectors.copy(),
+        store.chunk_vectors(),
     )
 
 
@@ -58,7 +59,7 @@ def test_round_trip(saved, tiny_store):
     back = load(saved)
     assert_same(contents(back), contents(tiny_store))
     assert asdict(back.manifest) == asdict(tiny_store.manifest)
-    assert back.faiss.ntotal == len(back) == len(tiny_store) > 3
+    assert len(back.vectors) == len(back) == len(tiny_store) > 3
     for c in back.chunks:
         assert back.documents[c.doc_id].text[c.start:c.end] == c.text
     # BM25 and FAISS answer the same after the round trip.
@@ -71,17 +72,17 @@ def test_round_trip(saved, tiny_store):
 def test_layout_and_manifest(saved, tiny_docs, small_chunker, fake_embedder):
     snap = snapshot(saved)
     assert snap.name.startswith("snap-")
-    assert sorted(p.name for p in snap.iterdir()) == ["bm25", "chunks.npy", "documents.jsonl", "manifest.json",
-                                                      "vectors.faiss"]
+    assert sorted(p.name for p in snap.iterdir()) == ["chunks.npy", "documents.jsonl", "lexical", "manifest.json",
+                                                      "vectors"]
     m = json.loads((snap / "manifest.json").read_text())
     assert m["format_version"] == INDEX_FORMAT_VERSION
     assert m["embedder"] == fake_embedder.model_id == {"name": "fake/hashing-embedder", "sha256": "fake-weights-0"}
     assert m["chunking"] == {"max_words": 16, "overlap_sentences": 1}
-    assert m["bm25"] == BM25_PARAMS
+    assert m["bm25"] == asdict(BM25Config())
     assert m["documents"] == {d.id: hashlib.sha256(d.text.encode()).hexdigest() for d in tiny_docs}
     assert m["n_chunks"] == len(small_chunker.run_many(tiny_docs))
     table = np.load(snap / "chunks.npy", allow_pickle=False)
-    assert table.dtype == np.int64 and table.shape == (m["n_chunks"], 3)
+    assert table.dtype == np.int64 and table.shape == (m["n_chunks"], 4)
 
 
 def test_real_embedder_id_is_the_weights_sha256():
@@ -106,7 +107,7 @@ def test_empty_store_round_trip(tmp_path, small_chunker, fake_embedder):
     empty = build_store([], small_chunker, fake_embedder)
     empty.save(tmp_path / "i")
     back = load(tmp_path / "i")
-    assert len(back) == 0 and back.documents == {} and back.bm25 is None
+    assert len(back) == 0 and back.documents == {} and len(back.lexical) == 0
 
 
 # --- staleness ------------------------------------------------------------------
@@ -128,7 +129,7 @@ def test_compatible_passes(saved):
     ({"chunking": {"max_words": 100, "overlap_sentences": 1}}, "different chunking settings"),
     ({"embedder": {"name": "fake/hashing-embedder", "sha256": "other-weights"}}, "a different embedding model"),
     ({"format_version": INDEX_FORMAT_VERSION + 1}, "another index format"),
-    ({"bm25": {**BM25_PARAMS, "k1": 9.0}}, "different BM25 settings"),
+    ({"bm25": {**asdict(BM25Config()), "k1": 9.0}}, "different BM25 settings"),
 ])
 def test_stale_index(saved, change, what):
     store = load(saved)
@@ -170,25 +171,25 @@ def _edit_manifest(snap: Path, **kv) -> None:
 
 def _beyond_doc(t):
     t = t.copy()
-    t[0, 2] = 10**6
+    t[0, 3] = 10**6
     return t
 
 
 def _unknown_row(t):
     t = t.copy()
-    t[-1, 0] = 99
+    t[-1, 1] = 99
     return t
 
 
 def _reversed(t):
     t = t.copy()
-    t[0, 1], t[0, 2] = t[0, 2], t[0, 1]
+    t[0, 2], t[0, 3] = t[0, 3], t[0, 2]
     return t
 
 
 CORRUPTIONS = {
-    "truncated vectors.faiss": lambda s: _truncate(s / "vectors.faiss"),
-    "empty vectors.faiss": lambda s: (s / "vectors.faiss").write_bytes(b""),
+    "truncated vectors.faiss": lambda s: _truncate(s / "vectors" / "vectors.faiss"),
+    "empty vectors.faiss": lambda s: (s / "vectors" / "vectors.faiss").write_bytes(b""),
     "garbage manifest.json": lambda s: (s / "manifest.json").write_text("{not json"),
     "manifest.json is a list": lambda s: (s / "manifest.json").write_text("[1, 2]"),
     "manifest.json lacks fields": lambda s: (s / "manifest.json").write_text(
@@ -250,7 +251,7 @@ def test_failed_save_keeps_previous_index(saved, tiny_store, small_chunker, fake
         def boom(*a, **k):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(type(newer.bm25), "save", boom)
+        monkeypatch.setattr(type(newer.lexical), "save", boom)
     with pytest.raises((OSError, RuntimeError)):
         newer.save(saved, _fail_after=fail_after)
     assert snapshot(saved) == old_snap
@@ -312,17 +313,17 @@ def test_unchanged_documents_reuse_their_vectors(tiny_docs, small_chunker):
     want = [c.text for c in small_chunker.run(changed)] + [c.text for c in small_chunker.run(new)]
     assert sorted(t for call in emb.calls for t in call) == sorted(want)
     # Unchanged documents keep exactly their old vectors.
-    old = {(c.doc_id, c.start, c.end): first.vectors[i] for i, c in enumerate(first.chunks)}
+    old = {(c.doc_id, c.start, c.end): first.chunk_vectors()[i] for i, c in enumerate(first.chunks)}
     for i, c in enumerate(second.chunks):
         if c.doc_id in ("alpha.txt", "gamma.txt"):
-            np.testing.assert_array_equal(second.vectors[i], old[(c.doc_id, c.start, c.end)])
+            np.testing.assert_array_equal(second.chunk_vectors()[i], old[(c.doc_id, c.start, c.end)])
     # Every vector is the embedding of its own chunk's text.
-    np.testing.assert_allclose(second.vectors, FakeEmbedder().run([c.text for c in second.chunks]), atol=1e-6)
+    np.testing.assert_allclose(second.chunk_vectors(), FakeEmbedder().run([c.text for c in second.chunks]), atol=1e-6)
 
     emb.calls.clear()
     third = build_store([changed], small_chunker, emb, previous=second)
     assert emb.texts_embedded == 0, "re-adding an unchanged document embeds nothing"
-    np.testing.assert_array_equal(third.vectors, second.vectors)
+    np.testing.assert_array_equal(third.chunk_vectors(), second.chunk_vectors())
 
 
 def test_incompatible_previous_is_reembedded(tiny_docs, small_chunker):
@@ -347,7 +348,7 @@ def test_removed_then_readded_document_is_reembedded(tiny_docs, small_chunker):
     emb = FakeEmbedder()
     second = build_store([swapped], small_chunker, emb, previous=first, remove=("gamma.txt",))
     assert emb.texts_embedded == len(small_chunker.run(swapped))
-    np.testing.assert_allclose(second.vectors, FakeEmbedder().run([c.text for c in second.chunks]), atol=1e-6)
+    np.testing.assert_allclose(second.chunk_vectors(), FakeEmbedder().run([c.text for c in second.chunks]), atol=1e-6)
 
 
 def test_removing_a_document_removes_it_everywhere(tmp_path, tiny_store, small_chunker, fake_embedder):
@@ -357,8 +358,8 @@ def test_removing_a_document_removes_it_everywhere(tmp_path, tiny_store, small_c
     for store in (smaller, load(tmp_path / "i")):
         assert gone not in store.documents and gone not in store.manifest.documents
         assert all(c.doc_id != gone for c in store.chunks)
-        assert store.faiss.ntotal == len(store.chunks) == len(store.vectors) == store.manifest.n_chunks
-        assert int(store.bm25.scores["num_docs"]) == len(store.chunks)
+        assert len(store.vectors) == len(store.chunks) == len(store.chunk_vectors()) == store.manifest.n_chunks
+        assert len(store.lexical) == len(store.chunks)
         # Words only in the removed document find nothing; dense hits never point at it.
         assert bm25_search(store, ["Ingrid Solberg lighthouse Gullholm"], 10) == [[]]
         qv = FakeEmbedder().run(["Ingrid Solberg lighthouse"])
@@ -367,9 +368,9 @@ def test_removing_a_document_removes_it_everywhere(tmp_path, tiny_store, small_c
         assert all(store.chunks[h.row].doc_id != gone for h in hits)
     assert len(smaller) == len(tiny_store) - len(small_chunker.run(tiny_store.documents[gone]))
     # Vectors of the rest are untouched by the removal.
-    old = {(c.doc_id, c.start, c.end): tiny_store.vectors[i] for i, c in enumerate(tiny_store.chunks)}
+    old = {(c.doc_id, c.start, c.end): tiny_store.chunk_vectors()[i] for i, c in enumerate(tiny_store.chunks)}
     for i, c in enumerate(smaller.chunks):
-        np.testing.assert_array_equal(smaller.vectors[i], old[(c.doc_id, c.start, c.end)])
+        np.testing.assert_array_equal(smaller.chunk_vectors()[i], old[(c.doc_id, c.start, c.end)])
 
 
 def test_manifest_hashes_follow_updates(tiny_store, small_chunker, fake_embedder):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from transformers import AutoTokenizer
 
-from qa.calibrate_reader import sweep
+from qa.training.calibration_fit import sweep
 from qa.embedding import packaged_minilm_path
-from qa.squad import SquadExample
-from qa.train_reader import featurize, rebalance
+from qa.evaluation.squad import SquadExample
+from qa.training.train_reader import featurize, rebalance
 
 PARAS = [
     "Ada Lovelace wrote the first program for the Analytical Engine.",

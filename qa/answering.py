@@ -1,0 +1,280 @@
+"""Answering: retrieve chunks, merge overlapping ones into passages, read, choose, cite.
+
+``Answerer`` holds no index of its own: each call takes the current snapshot
+once (from the ``snapshot`` callable it was given) and answers from it from
+start to end, whatever a writer publishes meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any, Callable, Sequence
+
+from qa.config import Settings
+from qa.errors import ArgumentError, EmptyCorpusError, QuestionError
+from qa.reader import ReadResult
+from qa.reader.calibration import (answer_probability, calibration_fingerprint, load_user_threshold,
+                                   rank_candidates)
+from qa.retrieval import Hit, Retriever, rrf
+from qa.store import IndexStore
+from qa.types import Answer, Chunk, Citation
+
+History = Sequence[tuple[str, str]]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """Retrieved chunks of one document merged where they touch, so overlapping
+    chunks are read (and cited) once."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    chunks: tuple[Chunk, ...]
+    retrieval_score: float
+
+
+def merge_hits(store: IndexStore, hits: list[Hit]) -> list[Passage]:
+    """Group hits by document and merge overlapping or adjacent chunks, keeping
+    the order of each group's best hit."""
+    groups: list[list[tuple[Chunk, float]]] = []
+    for h in hits:
+        c = store.chunks[h.row]
+        for g in groups:
+            if any(o.doc_id == c.doc_id and o.start <= c.end and c.start <= o.end for o, _ in g):
+                g.append((c, h.score))
+                break
+        else:
+            groups.append([(c, h.score)])
+    # A chunk may bridge two earlier groups: merge until stable.
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                if any(a.doc_id == b.doc_id and a.start <= b.end and b.start <= a.end
+                       for a, _ in groups[i] for b, _ in groups[j]):
+                    groups[i].extend(groups.pop(j))
+                    merged = True
+                    break
+            if merged:
+                break
+    out = []
+    for g in groups:
+        doc = store.documents[g[0][0].doc_id]
+        start = min(c.start for c, _ in g)
+        end = max(c.end for c, _ in g)
+        chunks = tuple(sorted({c for c, _ in g}, key=lambda c: c.start))
+        out.append(Passage(doc.id, start, end, doc.text[start:end], chunks, max(s for _, s in g)))
+    return out
+
+
+def retrieval_query(question: str, history: History | None, turns: int) -> str:
+    """The question followed by the last turns, so "he" finds the right passage."""
+    if not history or turns <= 0:
+        return question
+    context = " ".join(f"{q} {a}" for q, a in list(history)[-turns:])
+    return f"{question} {context}"
+
+
+def check_question(question: Any, limit: int) -> str:
+    """The question stripped, or a ``QuestionError`` saying what is wrong with it."""
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be a string, not {type(question).__name__}")
+    q = question.strip()
+    if not q:
+        raise QuestionError("the question is empty: type a question about your documents")
+    if len(q) > limit:
+        raise QuestionError(f"the question is {len(q)} characters long; the limit is {limit}")
+    try:
+        q.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise QuestionError(f"the question holds a character that is not valid text (position {e.start}); "
+                            "retype or paste it again") from None
+    if not any(ch.isalnum() for ch in q):
+        raise QuestionError("the question has no words in it: type a question about your documents")
+    return q
+
+
+def check_top_k(top_k: Any, default: int) -> int:
+    if top_k is None:
+        return default
+    if isinstance(top_k, bool) or not isinstance(top_k, Integral):
+        raise ArgumentError(f"top_k must be a whole number of passages, not {top_k!r}")
+    if top_k < 1:
+        raise ArgumentError(f"top_k must be at least 1, not {top_k}")
+    return int(top_k)
+
+
+def check_min_score(min_score: Any) -> float | None:
+    if min_score is None:
+        return None
+    if isinstance(min_score, bool) or not isinstance(min_score, Real) or math.isnan(min_score) \
+            or not 0.0 <= min_score <= 1.0:
+        raise ArgumentError(f"min_score must be a probability between 0 and 1, not {min_score!r}")
+    return float(min_score)
+
+
+def check_history(history: Any, limit: int) -> list[tuple[str, str]] | None:
+    """A conversation as (question, answer) pairs of strings, or an ``ArgumentError``."""
+    if history is None:
+        return None
+    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        raise ArgumentError("history must be a list of (question, answer) pairs")
+    out = []
+    for n, turn in enumerate(history):
+        if isinstance(turn, (str, bytes)) or not isinstance(turn, Sequence) or len(turn) != 2 \
+                or not all(isinstance(x, str) for x in turn):
+            raise ArgumentError(f"history turn {n} must be a (question, answer) pair of strings, not {turn!r}")
+        out.append((check_question(turn[0], limit), turn[1]))
+    return out
+
+
+class Answerer:
+    """Questions in, cited answers out, from a given snapshot."""
+
+    def __init__(self, retriever: Retriever, reader: Any, settings: Settings,
+                 snapshot: Callable[[], IndexStore]) -> None:
+        self.retriever = retriever
+        self.reader = reader
+        self.settings = settings
+        self.snapshot = snapshot
+        self._warned: set[str] = set()
+
+    def ask_batch(
+        self,
+        questions: Sequence[str],
+        histories: Sequence[History | None] | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        mode: str | None = None,
+    ) -> list[Answer]:
+        """Answer many questions with one batched retrieval and one batched read."""
+        limit = self.settings.max_question_chars
+        if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
+            raise ArgumentError(f"questions must be a list of strings, not {type(questions).__name__}")
+        qs = [check_question(q, limit) for q in questions]
+        if histories is None:
+            histories = [None] * len(qs)
+        if isinstance(histories, (str, bytes)) or len(histories) != len(qs):
+            raise ArgumentError("histories must match questions one to one")
+        hs = [check_history(h, limit) for h in histories]
+        k = check_top_k(top_k, self.settings.retrieval.top_k)
+        threshold = check_min_score(min_score)
+        store = self.snapshot()
+        if len(store) == 0:
+            raise EmptyCorpusError("no documents are indexed: add some with `qa index PATH...`")
+        passages, results = self._read(store, qs, hs, k, mode)
+        threshold = self.default_threshold() if threshold is None else threshold
+        return [self._assemble(store, q, ps, r, threshold) for q, ps, r in zip(qs, passages, results)]
+
+    def default_threshold(self) -> float:
+        """The operating threshold when a call names none: the configured
+        ``reader.min_score``, else the one ``qa calibrate`` stored with the index,
+        else the reader's own (chosen on validation articles)."""
+        t = getattr(self.reader.config, "min_score", None)
+        if t is not None:
+            return float(t)
+        record = load_user_threshold(self.settings.index_dir)
+        if record is not None:
+            fp = record.get("reader_fingerprint")
+            if fp and self.reader.loaded and fp != calibration_fingerprint(self.reader.calibration) \
+                    and fp not in self._warned:
+                self._warned.add(fp)
+                log.warning("the threshold in %s was chosen with another reader's calibration; "
+                            "run `qa calibrate` again", self.settings.index_dir)
+            return float(record["threshold"])
+        return float(self.reader.threshold)
+
+    def read(self, questions: Sequence[str], top_k: int | None = None,
+             mode: str | None = None) -> tuple[list[list[Passage]], list[ReadResult]]:
+        """The passages and raw reader output behind ``ask_batch``, before any
+        threshold (for calibrating the threshold on exactly what ``ask`` sees)."""
+        qs = [check_question(q, self.settings.max_question_chars) for q in questions]
+        k = check_top_k(top_k, self.settings.retrieval.top_k)
+        return self._read(self.snapshot(), qs, [None] * len(qs), k, mode)
+
+    def _read(self, store: IndexStore, qs: list[str], histories: list, k: int,
+              mode: str | None) -> tuple[list[list[Passage]], list[ReadResult]]:
+        hits = self._retrieve(store, qs, histories, k, mode)
+        passages = [merge_hits(store, h) for h in hits]
+        return passages, self.reader.run(qs, [[p.text for p in ps] for ps in passages])
+
+    def retrieve(self, questions: Sequence[str], top_k: int | None = None,
+                 mode: str | None = None) -> list[list[Chunk]]:
+        """Retrieval alone (for evaluation and debugging): top-k chunks per question."""
+        k = check_top_k(top_k, self.settings.retrieval.top_k)
+        store = self.snapshot()
+        hits = self._retrieve(store, list(questions), [None] * len(questions), k, mode)
+        return [[store.chunks[h.row] for h in hs] for hs in hits]
+
+    def _retrieve(self, store: IndexStore, qs: list[str], histories: list, k: int, mode: str | None) -> list[list[Hit]]:
+        turns = self.settings.history_turns
+        expanded = [retrieval_query(q, h, turns) for q, h in zip(qs, histories)]
+        extra = [i for i, (q, e) in enumerate(zip(qs, expanded)) if e != q]
+        ranked = self.retriever.run(store, qs + [expanded[i] for i in extra], top_k=k, mode=mode)
+        out = ranked[: len(qs)]
+        # Follow-ups: fuse the plain question's ranking with the history-aware one,
+        # so an unrelated earlier turn cannot push the right passage out.
+        for n, i in enumerate(extra):
+            out[i] = rrf([out[i], ranked[len(qs) + n]], [1.0, 1.0], self.settings.retrieval.rrf_k)[:k]
+        return out
+
+    def _assemble(self, store: IndexStore, question: str, passages: list[Passage], result: ReadResult,
+                  threshold: float) -> Answer:
+        """Pick the answer across all passages (``qa.reader.calibration``: a choice
+        model over span, null and retrieval evidence when the reader's calibration
+        has one, else the best raw margin), hold it against the threshold, cite."""
+        cal = self.reader.calibration
+        contexts = [p.text for p in passages]
+        retrieval = [p.retrieval_score for p in passages]
+        ranked = rank_candidates(result, cal, contexts, retrieval)
+        best_by_passage: dict[int, float] = {}
+        for cand in ranked:  # best first: the first seen per passage is its best
+            if cand.span.passage not in best_by_passage:
+                best_by_passage[cand.span.passage] = answer_probability(cand, cal, contexts, retrieval)
+
+        def cite(i: int, answer_span: tuple[int, int] | None = None) -> Citation:
+            ps = passages[i]
+            doc = store.documents[ps.doc_id]
+            score = best_by_passage.get(i, 0.0)
+            if answer_span is None:
+                loc = doc.locate(ps.start)
+                return Citation(ps.doc_id, doc.title, ps.start, ps.end, ps.text, score,
+                                page=loc.page if loc else None, section=loc.section if loc else None)
+            a0, a1 = answer_span
+            # Cite the tightest retrieved chunk that holds the whole answer, and
+            # the page or section the answer itself is on.
+            holding = [c for c in ps.chunks if c.start <= a0 and a1 <= c.end]
+            c = min(holding, key=lambda c: c.end - c.start) if holding else None
+            start, end, text = (c.start, c.end, c.text) if c else (ps.start, ps.end, ps.text)
+            loc = doc.locate(a0)
+            return Citation(ps.doc_id, doc.title, start, end, text, score, a0, a1,
+                            page=loc.page if loc else None, section=loc.section if loc else None)
+
+        if not ranked:
+            order = sorted(range(len(passages)), key=lambda i: -best_by_passage.get(i, 0.0))
+            return Answer(question, "", 0.0, [cite(i) for i in order], "the documents do not seem to say",
+                          threshold=threshold)
+        best = ranked[0].span
+        prob = best_by_passage[best.passage]
+        ps = passages[best.passage]
+        a0, a1 = ps.start + best.start, ps.start + best.end
+        text = store.documents[ps.doc_id].text[a0:a1]
+        best_cite = cite(best.passage, (a0, a1))
+        if prob < threshold:
+            order = sorted(range(len(passages)), key=lambda i: -best_by_passage.get(i, 0.0))
+            reason = (f"the closest candidate, {text!r}, scored {prob:.2f}, "
+                      f"below the {threshold:.2f} threshold")
+            return Answer(question, "", prob, [cite(i) for i in order], reason,
+                          best_candidate=text, best_candidate_citation=best_cite, threshold=threshold)
+        others = sorted((i for i in range(len(passages)) if i != best.passage),
+                        key=lambda i: -best_by_passage.get(i, 0.0))
+        return Answer(question, text, prob, [best_cite] + [cite(i) for i in others],
+                      best_candidate=text, best_candidate_citation=best_cite, threshold=threshold)

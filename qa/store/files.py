@@ -1,0 +1,179 @@
+"""The index folder's files: the CURRENT pointer, per-file checksums, the
+writer lock, and removal of what a crashed writer left behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from qa.errors import IndexCorruptError, IndexMissingError, IndexPermissionError
+
+POINTER = "CURRENT"
+
+log = logging.getLogger("qa")
+
+
+def _read_pointer(pointer: Path, index_dir: Path) -> str:
+    try:
+        name = pointer.read_text().strip()
+    except FileNotFoundError:
+        raise IndexMissingError(
+            f"no index in {index_dir}: build one with `qa index PATH... --index {index_dir}`"
+        ) from None
+    except PermissionError as e:
+        raise IndexPermissionError(f"the index pointer {pointer} cannot be read: permission denied; "
+                                   f"check the permissions of {index_dir} (the index is not corrupt)") from e
+    except OSError as e:
+        raise IndexCorruptError(f"the index pointer {pointer} cannot be read ({e.strerror or e})") from e
+    except UnicodeDecodeError:
+        raise IndexCorruptError(
+            f"the index pointer {pointer} is not text; "
+            f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`") from None
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise IndexCorruptError(
+            f"the index pointer {pointer} names no snapshot ({name!r}); "
+            f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
+        )
+    return name
+
+
+def _sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _file_sums(folder: Path) -> dict[str, list]:
+    """[size, sha256] of every file under ``folder`` (the manifest excepted)."""
+    out = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.name != "manifest.json":
+            out[f.relative_to(folder).as_posix()] = [f.stat().st_size, _sha256_file(f)]
+    return out
+
+
+def _check_files(snap: Path, files: dict[str, list], index_dir: Path, rebuild: str) -> None:
+    """Every file the manifest lists is there, with its size and checksum (sizes
+    first: a missing or truncated file is refused before anything is hashed)."""
+    if not isinstance(files, dict):
+        raise ValueError("manifest.json: 'files' is not an object")
+    for rel, (size, _) in files.items():
+        f = snap / rel
+        if ".." in Path(rel).parts:
+            raise ValueError(f"manifest.json names a file outside the snapshot: {rel!r}")
+        try:
+            have = f.stat().st_size
+        except FileNotFoundError:
+            raise IndexCorruptError(f"the index in {index_dir} is corrupt: {name_of(snap, rel)} is missing; "
+                                    f"{rebuild}") from None
+        if have != size:
+            raise IndexCorruptError(f"the index in {index_dir} is corrupt: {name_of(snap, rel)} has {have} bytes, "
+                                    f"{size} were written; {rebuild}")
+    for rel, (_, digest) in files.items():
+        if _sha256_file(snap / rel) != digest:
+            raise IndexCorruptError(f"the index in {index_dir} is corrupt: {name_of(snap, rel)} does not match its "
+                                    f"checksum; {rebuild}")
+
+
+def name_of(snap: Path, rel: str) -> str:
+    return f"{snap.name}/{rel}"
+
+
+def remove_garbage(index_dir: str | Path, keep: str | None) -> int:
+    """Delete snapshot folders other than ``keep`` and half-written temporaries
+    (left by a crash or a kill -9); returns how many entries went. The caller
+    holds the writer lock, so no writer's folder is half-built right now."""
+    index_dir = Path(index_dir)
+    n = 0
+    live = _external_collection(index_dir / keep) if keep else None
+    for old in list(index_dir.glob("snap-*")) + list(index_dir.glob(".tmp-snap-*")):
+        if old.name != keep and old.is_dir():
+            _drop_external(old, live)
+            shutil.rmtree(old, ignore_errors=True)
+            n += 1
+    for old in index_dir.glob(f".{POINTER}.*"):
+        try:
+            old.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
+def _external_collection(snap: Path) -> str | None:
+    """The Milvus collection a snapshot's vectors live in (None for in-folder backends)."""
+    meta = snap / "vectors" / "milvus.json"
+    try:
+        return json.loads(meta.read_text())["collection"] if meta.exists() else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _drop_external(snap: Path, live: str | None) -> None:
+    """Vectors kept outside the folder (Milvus) go with their snapshot, unless the
+    live snapshot still reads the same collection (copy-on-write, not yet written)."""
+    name = _external_collection(snap)
+    if name is None or name == live:
+        return
+    try:
+        from qa.store.backends.milvus import MilvusIndex
+
+        MilvusIndex.drop_saved(snap / "vectors")
+    except Exception:  # noqa: BLE001 - a server that is down must not stop the clean-up of files
+        log.warning("could not drop Milvus collection %s of %s", name, snap, exc_info=True)
+
+
+def clean_index_dir(index_dir: str | Path) -> int:
+    """``remove_garbage`` for a process that is starting: only when no writer is
+    at work (the lock is free right now) and the folder is writable; never blocks."""
+    from filelock import Timeout
+
+    index_dir = Path(index_dir)
+    if not (index_dir / POINTER).exists():
+        return 0
+    try:
+        with writer_lock(index_dir).acquire(timeout=0):
+            keep = current_name(index_dir)
+            if keep is None or not (index_dir / keep).is_dir():
+                return 0  # nothing is known to be live: leave everything for a human
+            return remove_garbage(index_dir, keep)
+    except (Timeout, OSError, IndexCorruptError):
+        return 0
+
+
+def writer_lock(index_dir: str | Path):
+    """One writer at a time per index folder, across threads and processes.
+
+    Held across a whole update (read the latest snapshot, build, publish) so two
+    writers can never both start from the same snapshot and lose each other's
+    documents."""
+    from filelock import FileLock
+
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(index_dir / ".lock"), thread_local=False)
+
+
+def current_name(index_dir: str | Path) -> str | None:
+    """Name of the published snapshot (None when there is none): one small read,
+    cheap enough to check before every question."""
+    try:
+        return _read_pointer(Path(index_dir) / POINTER, Path(index_dir))
+    except IndexMissingError:
+        return None
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,273 @@
+"""The snapshot store: documents, chunks, a vector index and a lexical index, published together.
+
+Layout of ``index_dir``::
+
+    CURRENT                    name of the live snapshot folder (replaced atomically)
+    snap-<id>/manifest.json    format version, embedder id + weights sha256, chunking,
+                               vector and lexical index settings, sha256 of each document
+    snap-<id>/documents.jsonl  the indexed texts (citations point into these)
+    snap-<id>/chunks.npy       int64 [n, 4]: chunk id, document row, start, end (no pickle)
+    snap-<id>/vectors/         the vector index (backend named in the manifest)
+    snap-<id>/lexical/         the lexical index over the same chunk ids
+
+Every update writes a complete new snapshot next to the live one and then swaps
+``CURRENT`` with ``os.replace``: a crash at any point leaves the previous index
+whole and usable, and the vectors, BM25 and chunk table can never disagree
+because they are only ever published together. The store only stores: chunking
+and embedding happen in ``qa.indexing``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.config import INDEX_FORMAT_VERSION, BM25Config
+from qa.errors import IndexCorruptError, IndexPermissionError, IndexStaleError
+from qa.store.base import LexicalIndex, VectorIndex
+from qa.types import Chunk, Document, Locator
+
+from qa.store.files import (
+    POINTER,
+    _check_files,
+    _file_sums,
+    _fsync_dir,
+    _read_pointer,
+    remove_garbage,
+    writer_lock,
+)
+
+
+@dataclass
+class Manifest:
+    format_version: int
+    embedder: dict[str, str]
+    chunking: dict[str, Any]
+    bm25: dict[str, Any]
+    documents: dict[str, str]  # doc_id -> sha256 of its text
+    n_chunks: int
+    created: float
+    vector_index: dict[str, Any] = field(default_factory=lambda: {"name": "faiss-flat"})
+    lexical_index: str = "bm25s"
+    next_chunk_id: int = 0
+    # Every other file of the snapshot: relative path -> [size in bytes, sha256],
+    # checked on load (missing, truncated or altered files are refused).
+    files: dict[str, list] = field(default_factory=dict)
+
+    def expectations(self) -> dict[str, Any]:
+        """What must match the current settings for the index to be usable as is."""
+        return {"format_version": self.format_version, "embedder": self.embedder, "chunking": self.chunking,
+                "bm25": self.bm25}
+
+
+class IndexStore:
+    """An immutable snapshot of the index in memory; updates make a new one
+    (``qa.indexing.Indexer``), so readers of this one are never disturbed."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        documents: dict[str, Document],
+        chunks: list[Chunk],
+        chunk_ids: np.ndarray,
+        vectors: VectorIndex,
+        lexical: LexicalIndex,
+    ) -> None:
+        self.manifest = manifest
+        self.documents = documents
+        self.chunks = chunks
+        self.chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        self.vectors = vectors
+        self.lexical = lexical
+        self.name: str | None = None  # the snapshot folder, once saved or loaded
+        self._order = np.argsort(self.chunk_ids, kind="stable")
+        self._sorted_ids = self.chunk_ids[self._order]
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row in ``chunks`` of each chunk id (-1 for an id not in this snapshot)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(self._sorted_ids) == 0:
+            return np.full(ids.shape, -1, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self._sorted_ids, ids), 0, len(self._sorted_ids) - 1)
+        return np.where(self._sorted_ids[pos] == ids, self._order[pos], -1)
+
+    def chunk_vectors(self) -> np.ndarray:
+        """All vectors in chunk order, [n, dim] (a copy; for tests and tools, not the query path)."""
+        return self.vectors.get(self.chunk_ids) if len(self) else np.zeros((0, self.vectors.dim), np.float32)
+
+    # --- persistence ----------------------------------------------------------
+
+    def save(self, index_dir: str | Path, _fail_after: str | None = None) -> Path:
+        """Write a new snapshot, then publish it by replacing ``CURRENT``.
+
+        ``_fail_after`` names a file after which to raise; tests use it to prove
+        that a crash mid-write leaves the previous index intact.
+        """
+        index_dir = Path(index_dir)
+        index_dir.mkdir(parents=True, exist_ok=True)
+        with writer_lock(index_dir):
+            return self.save_locked(index_dir, _fail_after)
+
+    def save_locked(self, index_dir: str | Path, _fail_after: str | None = None) -> Path:
+        """``save`` for a caller that already holds ``writer_lock(index_dir)``
+        (an update that must read, build and publish as one step)."""
+        index_dir = Path(index_dir)
+        name = f"snap-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        tmp = index_dir / f".tmp-{name}"
+        tmp.mkdir()
+        published = False
+        try:
+            with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
+                for d in self.documents.values():
+                    fh.write(json.dumps({"id": d.id, "title": d.title, "meta": d.meta, "text": d.text,
+                                         "locators": [[lc.start, lc.end, lc.page, lc.section] for lc in d.locators]},
+                                        ensure_ascii=False) + "\n")
+            rows = {did: i for i, did in enumerate(self.documents)}
+            table = np.asarray([(cid, rows[c.doc_id], c.start, c.end) for cid, c in zip(self.chunk_ids.tolist(),
+                                                                                      self.chunks)], dtype=np.int64)
+            np.save(tmp / "chunks.npy", table.reshape(-1, 4), allow_pickle=False)
+            if _fail_after == "chunks.npy":
+                raise OSError("simulated failure mid-write")
+            (tmp / "vectors").mkdir()
+            self.vectors.save(tmp / "vectors")
+            (tmp / "lexical").mkdir()
+            self.lexical.save(tmp / "lexical")
+            self.manifest.files = _file_sums(tmp)
+            (tmp / "manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
+            _fsync_dir(tmp)
+            os.replace(tmp, index_dir / name)
+            pointer_tmp = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+            try:
+                with open(pointer_tmp, "w") as fh:
+                    fh.write(name + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                if _fail_after == "snapshot":
+                    raise OSError("simulated failure before the pointer moved")
+                os.replace(pointer_tmp, index_dir / POINTER)
+                published = True
+            finally:
+                if not published:
+                    pointer_tmp.unlink(missing_ok=True)
+            _fsync_dir(index_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not published:  # never published: the folder is garbage
+                shutil.rmtree(index_dir / name, ignore_errors=True)
+            raise
+        remove_garbage(index_dir, name)
+        self.name = name
+        return index_dir / name
+
+    @classmethod
+    def load(cls, index_dir: str | Path) -> "IndexStore":
+        index_dir = Path(index_dir)
+        pointer = index_dir / POINTER
+        # A writer in another process may publish a new snapshot and delete the
+        # one just named in CURRENT while it is being read: then read the new one.
+        for attempt in range(3):
+            name = _read_pointer(pointer, index_dir)
+            try:
+                return cls._load_snapshot(index_dir, name)
+            except IndexCorruptError:
+                if attempt == 2 or _read_pointer(pointer, index_dir) == name:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _load_snapshot(cls, index_dir: Path, name: str) -> "IndexStore":
+        from qa.store.backends import LEXICAL_BACKENDS, VECTOR_BACKENDS
+
+        snap = index_dir / name
+        rebuild = f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
+        try:
+            m = json.loads((snap / "manifest.json").read_text())
+            if not isinstance(m, dict):
+                raise ValueError("manifest.json does not hold an object")
+            # Check the version before anything else: another format may lay out
+            # its files (and its manifest) differently.
+            if m.get("format_version") != INDEX_FORMAT_VERSION:
+                raise IndexStaleError(
+                    f"the index in {index_dir} has format {m.get('format_version')}, this version of qa "
+                    f"reads format {INDEX_FORMAT_VERSION}; {rebuild}"
+                )
+            manifest = Manifest(**m)
+            _check_files(snap, manifest.files, index_dir, rebuild)
+            documents: dict[str, Document] = {}
+            with open(snap / "documents.jsonl", encoding="utf-8") as fh:
+                for line in fh:
+                    r = json.loads(line)
+                    locators = tuple(Locator(*lc) for lc in r.get("locators", ()))
+                    documents[r["id"]] = Document(id=r["id"], text=r["text"], title=r["title"], meta=r["meta"],
+                                                  locators=locators)
+            table = np.load(snap / "chunks.npy", allow_pickle=False)
+            if table.ndim != 2 or table.shape[1] != 4 or table.dtype.kind not in "iu":
+                raise ValueError(f"chunks.npy has shape {table.shape} and dtype {table.dtype}, not [n, 4] integers")
+            vname = manifest.vector_index.get("name")
+            if vname not in VECTOR_BACKENDS:
+                raise ValueError(f"unknown vector index backend {vname!r}")
+            vectors = VECTOR_BACKENDS[vname].load(snap / "vectors")
+            if manifest.lexical_index not in LEXICAL_BACKENDS:
+                raise ValueError(f"unknown lexical index backend {manifest.lexical_index!r}")
+            lexical = LEXICAL_BACKENDS[manifest.lexical_index].load(snap / "lexical", BM25Config(**manifest.bm25))
+        except (IndexCorruptError, IndexStaleError):
+            raise
+        except PermissionError as e:
+            raise IndexPermissionError(
+                f"the index in {index_dir} cannot be read: permission denied for "
+                f"{getattr(e, 'filename', None) or snap}; check the permissions of {index_dir} "
+                "(it is not corrupt)") from e
+        except Exception as e:  # any unreadable or malformed file
+            detail = " ".join(str(e).split())[:300]  # one line, even for faiss's multi-line messages
+            raise IndexCorruptError(f"the index in {index_dir} is corrupt ({type(e).__name__}: {detail}); {rebuild}") from e
+        ids = list(documents)
+        if len(table) != manifest.n_chunks or len(vectors) != len(table) or len(lexical) != len(table):
+            raise IndexCorruptError(f"the index in {index_dir} is inconsistent (chunk counts differ); {rebuild}")
+        chunk_ids = table[:, 0].astype(np.int64)
+        if not (np.array_equal(np.sort(chunk_ids), np.sort(vectors.ids()))
+                and np.array_equal(np.sort(chunk_ids), np.sort(lexical.ids()))):
+            raise IndexCorruptError(f"the index in {index_dir} is inconsistent (chunk ids differ); {rebuild}")
+        if set(ids) != set(manifest.documents):
+            raise IndexCorruptError(f"the index in {index_dir} lists other documents than it holds; {rebuild}")
+        from qa.ingest import sha256_text
+
+        for did, d in documents.items():
+            if sha256_text(d.text) != manifest.documents[did]:
+                raise IndexCorruptError(f"the index in {index_dir} is corrupt: its text of {did!r} does not match "
+                                        f"its checksum (edited or damaged); {rebuild}")
+        chunks = []
+        for _, row, start, end in table.tolist():
+            if not 0 <= row < len(ids):
+                raise IndexCorruptError(f"the index in {index_dir} has a chunk of an unknown document; {rebuild}")
+            d = documents[ids[row]]
+            if not 0 <= start < end <= len(d.text):
+                raise IndexCorruptError(f"the index in {index_dir} has chunk offsets outside their document; {rebuild}")
+            chunks.append(Chunk(doc_id=d.id, start=start, end=end, text=d.text[start:end]))
+        store = cls(manifest, documents, chunks, chunk_ids, vectors, lexical)
+        store.name = name
+        return store
+
+    def check_compatible(self, expected: dict[str, Any], index_dir: str | Path) -> None:
+        """Refuse an index built with another model, chunking or format."""
+        have = self.manifest.expectations()
+        for key, want in expected.items():
+            if have.get(key) != want:
+                what = {"embedder": "a different embedding model", "chunking": "different chunking settings",
+                        "bm25": "different BM25 settings", "format_version": "another index format"}.get(key, key)
+                raise IndexStaleError(
+                    f"the index in {index_dir} was built with {what} ({have.get(key)} != {want}); "
+                    f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
+                )
+
+

@@ -1,0 +1,166 @@
+"""Indexing files uploaded through the web app (or any other front end).
+
+One upload is one read-modify-publish step: every good file goes into one new
+snapshot (not one snapshot per file), a file whose name is already an indexed
+document's id never replaces it silently (it is added as ``name (2).txt`` and
+the user is told), bounds on files and bytes per upload are checked before
+anything is read, and the uploaded copies are deleted once read.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from qa.errors import QAError
+
+#: Files in one upload request (each file is read and validated before indexing).
+MAX_FILES_PER_UPLOAD = 100
+#: Bytes of all files of one upload together (each file also has ``Settings.max_file_bytes``).
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+class UploadRefused(QAError):
+    """The upload as a whole is over a limit; nothing was indexed."""
+
+
+@dataclass
+class UploadReport:
+    """What became of each uploaded file (names as the user chose them)."""
+
+    added: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)  # name -> id it was indexed as
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (name, why not indexed)
+
+    def markdown(self) -> str:
+        """The status message for the app (names escaped, no server paths)."""
+        e = html.escape
+        lines = []
+        plain = [a for a in self.added if a not in self.renamed.values()]
+        if plain:
+            lines.append("Indexed " + ", ".join(f"**{e(a)}**" for a in plain) + ": ask away.")
+        for name, new in self.renamed.items():
+            lines.append(f"**{e(name)}**: a different document with that name is already indexed, so this one was "
+                         f"added as **{e(new)}** (nothing was replaced; remove the old one first to replace it).")
+        if self.unchanged:
+            lines.append("Already indexed, unchanged: " + ", ".join(f"**{e(u)}**" for u in self.unchanged) + ".")
+        if self.problems:
+            lines.append("⚠ Not indexed (the index is unchanged for these):\n\n"
+                         + "\n".join(f"- **{e(n)}**: {e(why)}" for n, why in self.problems))
+        return "\n\n".join(lines)
+
+
+def _name_only(message: str, path: Path, name: str) -> str:
+    """An error message about a temporary copy, told about the user's file name."""
+    for form in (f"{path}: ", str(path), f"{path.resolve()}: ", str(path.resolve())):
+        message = message.replace(form, "" if form.endswith(": ") else name)
+    return message
+
+
+def check_limits(paths: list[Path], max_files: int, max_total_bytes: int) -> None:
+    if len(paths) > max_files:
+        raise UploadRefused(f"{len(paths)} files in one upload; the limit is {max_files}: "
+                            "upload them in smaller groups (nothing was indexed)")
+    total = 0
+    for p in paths:
+        try:
+            total += os.path.getsize(p)
+        except OSError:
+            pass  # reported per file when it is read
+    if total > max_total_bytes:
+        raise UploadRefused(f"{total:,} bytes in one upload; the limit is {max_total_bytes:,}: "
+                            "upload the files in smaller groups (nothing was indexed)")
+
+
+def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_FILES_PER_UPLOAD,
+                  max_total_bytes: int = MAX_UPLOAD_BYTES, progress: bool = False,
+                  delete_under: str | Path | None = None) -> UploadReport:
+    """Index uploaded files into ``qa`` (a ``qa.QA``) as one update.
+
+    Raises ``UploadRefused`` when the upload is over a limit (nothing indexed);
+    any other problem is per file, in the report. ``delete_under``: the upload
+    folder of the web framework; the files (and their emptied folders) under it
+    are deleted afterwards, whatever happened.
+    """
+    from qa.ingest import load_batch
+
+    paths = [Path(p) for p in paths]
+    report = UploadReport()
+    try:
+        check_limits(paths, max_files, max_total_bytes)
+        max_bytes = qa.settings.max_file_bytes
+        names = {str(p): p.name for p in paths}
+        for p in paths:  # cheap checks first, with the user's file name
+            try:
+                size = os.path.getsize(p)
+            except OSError as e:
+                report.problems.append((p.name, f"cannot be read ({e.strerror or e})"))
+                continue
+            if max_bytes is not None and size > max_bytes:
+                report.problems.append((p.name, f"{size:,} bytes is over the {max_bytes:,}-byte limit"))
+        bad = {n for n, _ in report.problems}
+        todo = [p for p in paths if p.name not in bad]
+        batch = load_batch(todo, max_bytes) if todo else None
+        docs = []
+        if batch is not None:
+            for r in list(batch.problems) + list(batch.skipped):
+                name = names.get(str(r.path), Path(r.path).name)
+                report.problems.append((name, _name_only(r.reason, Path(r.path), name)))
+            docs = batch.documents
+        if docs:
+            try:
+                result = qa.add_new_documents(docs, progress=progress)
+            except QAError as e:
+                report.problems.extend((d.id, str(e)) for d in docs)
+            except OSError as e:
+                report.problems.extend((d.id, f"the index cannot be written ({e.strerror or e})") for d in docs)
+            else:
+                report.added = list(result.added)
+                report.renamed = dict(result.renamed)
+                report.unchanged = list(result.unchanged)
+        return report
+    finally:
+        if delete_under is not None:
+            delete_uploads(paths, delete_under)
+
+
+def delete_uploads(paths: Iterable[str | Path], root: str | Path) -> int:
+    """Delete uploaded copies that lie under ``root`` (and their folders once
+    empty); anything outside ``root`` is left alone. Returns files deleted."""
+    root = Path(root).resolve()
+    n = 0
+    for p in paths:
+        p = Path(p)
+        try:
+            rp = p.resolve()
+        except OSError:
+            continue
+        if root not in rp.parents or p.is_symlink():
+            continue
+        try:
+            rp.unlink()
+            n += 1
+        except OSError:
+            continue
+        parent = rp.parent
+        while parent != root and root in parent.parents:
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
+            parent = parent.parent
+    return n
+
+
+def upload_folder() -> Path:
+    """Where gradio keeps uploaded files (``GRADIO_TEMP_DIR`` or ``<tmp>/gradio``)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+__all__ = ["MAX_FILES_PER_UPLOAD", "MAX_UPLOAD_BYTES", "UploadRefused", "UploadReport", "delete_uploads",
+           "index_uploads", "upload_folder"]

@@ -1,0 +1,61 @@
+"""The vector backends behind a whole ``QA`` (fake models: plumbing): "auto"
+moves to HNSW past its threshold without re-embedding, candidate fusion takes
+over past ``exact_fusion_max``, and Milvus Lite serves and cleans up after itself."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from qa.config import ChunkingConfig, RetrievalConfig, Settings, StoreConfig
+from qa.store import IndexStore
+
+from conftest import TINY_DOCS
+
+
+def _qa(fake_models, tmp_path, **settings):
+    return fake_models(index_dir=tmp_path / "index", corpus_dir=None, settings=replace(Settings(), **settings))
+
+
+def test_auto_moves_to_hnsw_past_the_threshold_without_reembedding(fake_models, write_docs, tmp_path):
+    q = _qa(fake_models, tmp_path, store=StoreConfig(ann_threshold=5), chunking=ChunkingConfig(max_words=16))
+    q.sync_paths([write_docs({"alpha.txt": TINY_DOCS["alpha.txt"]})])
+    first = len(q.store)
+    assert first <= 5 and q.store.manifest.vector_index["name"] == "faiss-flat"  # small: exact
+    embedded = q.embedder.texts_embedded
+    q.sync_paths([write_docs(TINY_DOCS)])
+    assert len(q.store) > 5
+    assert q.store.manifest.vector_index["name"] == "faiss-hnsw"
+    assert q.embedder.texts_embedded - embedded == len(q.store) - first, "only the new chunks were embedded"
+    back = IndexStore.load(tmp_path / "index")
+    assert type(back.vectors).__name__ == "FaissHnswIndex" and len(back.vectors) == len(q.store)
+    a = q.ask("Who is Ingrid Solberg?")
+    assert a.citations[0].doc_id == "beta.md"
+
+
+def test_candidate_fusion_past_exact_fusion_max(fake_models, write_docs, tmp_path):
+    exact = _qa(fake_models, tmp_path)
+    exact.sync_paths([write_docs(TINY_DOCS)])
+    cand = fake_models(index_dir=tmp_path / "index", corpus_dir=None,
+                       settings=replace(Settings(), retrieval=RetrievalConfig(exact_fusion_max=1)))
+    for question in ("Who is Ingrid Solberg?", "When did the mill wheel break?"):
+        got = cand.retrieve([question], top_k=3)[0]
+        want = exact.retrieve([question], top_k=3)[0]
+        assert got[0] == want[0]
+
+
+def test_milvus_lite_serves_and_drops_what_it_replaced(fake_models, write_docs, tmp_path):
+    pytest.importorskip("milvus_lite", reason="milvus-lite is a declared dependency; missing here")
+    from qa.store.backends.milvus import client
+
+    uri = str(tmp_path / "milvus.db")
+    q = _qa(fake_models, tmp_path, store=StoreConfig(vector_backend="milvus", milvus_uri=uri))
+    q.sync_paths([write_docs(TINY_DOCS)])
+    assert q.store.manifest.vector_index["name"] == "milvus"
+    assert q.ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"
+    q.remove_documents(["beta.md"])
+    assert all(c.doc_id != "beta.md" for c in q.retrieve(["Ingrid Solberg harbour"], top_k=10)[0])
+    # Only the live snapshot's collection is left on the server.
+    live = IndexStore.load(tmp_path / "index")
+    assert client(uri).list_collections() == [live.vectors.collection]
