@@ -80,8 +80,7 @@ def weights_fingerprint(model_dir: Path) -> str:
         f = Path(model_dir) / name
         if f.exists():
             with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
+                h.update(hashlib.file_digest(fh, "sha256").digest())
     return h.hexdigest()[:16]
 
 
