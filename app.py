@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     from qa.errors import IndexMissingError
 
     if args.index:
-        from qa.pipeline import QA
+        from qa.api import QA
 
         # A named index is served as it is (like `qa ask --index`); seeds/ feeds only the default one.
         qa_instance = QA(index_dir=args.index, corpus_dir=None)

@@ -20,7 +20,8 @@ from qa.errors import QAError
 from qa.types import Answer, Chunk, Citation, Document
 
 if TYPE_CHECKING:
-    from qa.pipeline import QA, History
+    from qa.api import QA
+    from qa.pipeline import History
 
 __all__ = ["ask", "default_qa", "QA", "Settings", "Answer", "Citation", "Chunk", "Document", "QAError"]
 
@@ -34,7 +35,7 @@ def default_qa() -> "QA":
     if _default is None:
         with _default_lock:
             if _default is None:
-                from qa.pipeline import QA
+                from qa.api import QA
 
                 _default = QA()
     return _default
@@ -56,7 +57,7 @@ def ask(
 
 def __getattr__(name: str):
     if name == "QA":
-        from qa.pipeline import QA
+        from qa.api import QA
 
         return QA
     raise AttributeError(f"module 'qa' has no attribute {name!r}")

@@ -245,14 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, qa_factory: Callable[..., Any] | None = None) -> int:
     """Run one command; ``qa_factory`` builds the ``QA`` (default ``qa.QA``; tests pass fakes)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "eval":
+    lead = 0  # global options before the command (`qa -v eval ...`)
+    while lead < len(argv) and argv[lead] in ("-v", "--verbose"):
+        lead += 1
+    if lead < len(argv) and argv[lead] == "eval":
         # Handed over whole: argparse's REMAINDER drops leading options like --squad.
-        from qa import evaluation
+        from qa.evaluation.cli import main as eval_main
 
-        return evaluation.main(argv[1:])
+        if lead:
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+        return eval_main(argv[lead + 1:])
     args = build_parser().parse_args(argv)
     if qa_factory is None:
-        from qa.pipeline import QA as qa_factory
+        from qa.api import QA as qa_factory
     args.qa_factory = qa_factory
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     quiet_model_loading()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qa._files import sha256_file
 from qa.errors import ModelError
 
 EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -36,8 +36,7 @@ def packaged_minilm_path() -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _hash_file(path: str, size: int, mtime: float) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return sha256_file(path)
 
 
 def weights_sha256(model_dir: Path) -> str:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from qa.answering import Answerer, History, Passage, merge_hits, retrieval_query
 from qa.chunking import Chunker
 from qa.config import Settings
 from qa.embedding import Embedder
+from qa.errors import ArgumentError
 from qa.index_manager import IndexManager, SyncReport
 from qa.indexing import Indexer
 from qa.reader import ReadResult, SpanReader
@@ -49,6 +50,7 @@ class QA:
         embedder: Any | None = None,
         reader: Any | None = None,
         retriever: Retriever | None = None,
+        calibrator: Callable[..., Any] | None = None,
     ) -> None:
         s = settings or Settings()
         if index_dir is not None:
@@ -63,6 +65,9 @@ class QA:
         self.indexer = Indexer(Chunker(s.chunking), self.embedder, s.bm25, s.store)
         self.index = IndexManager(self.indexer, s.index_dir, s.corpus_dir, s.max_file_bytes)
         self.answerer = Answerer(self.retriever, self.reader, s, snapshot=self.index.current)
+        #: ``calibrate``'s work, injected so the pipeline never imports evaluation
+        #: (``qa.api.QA`` passes ``qa.evaluation.calibrate.calibrate``).
+        self.calibrator = calibrator
 
     # --- index ---------------------------------------------------------------
 
@@ -146,7 +151,8 @@ class QA:
         over this index and store it with the index; returns a ``CalibrationReport``
         (``.threshold``, ``.at_threshold``, ``.curve``, ``.format()``). See
         ``qa.evaluation.calibrate``."""
-        from qa.evaluation.calibrate import calibrate
-
-        return calibrate(self, gold, precision=precision, max_withheld=max_withheld, top_k=top_k, store=store,
+        if self.calibrator is None:
+            raise ArgumentError("this QA was built without a calibrator: use qa.QA (qa.api.QA), "
+                                "or pass calibrator=qa.evaluation.calibrate.calibrate")
+        return self.calibrator(self, gold, precision=precision, max_withheld=max_withheld, top_k=top_k, store=store,
                          progress=progress)

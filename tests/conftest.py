@@ -176,7 +176,7 @@ def write_docs(tmp_path):
 
 def make_fake_qa(*args, **kwargs):
     """A ``QA`` with the fake models passed in (same arguments as ``QA``)."""
-    from qa.pipeline import QA
+    from qa.api import QA
 
     kwargs.setdefault("embedder", FakeEmbedder())
     kwargs.setdefault("reader", FakeReader())
@@ -216,7 +216,7 @@ def _reset_default_qa():
 @pytest.fixture(scope="session")
 def real_qa(tmp_path_factory):
     """One QA with the real embedder and reader over seeds/, built once."""
-    from qa.pipeline import QA
+    from qa.api import QA
 
     index_dir = tmp_path_factory.mktemp("real-index")
     q = QA(index_dir=index_dir, corpus_dir=SEEDS)
@@ -228,7 +228,7 @@ def real_qa(tmp_path_factory):
 def fresh_real_qa(real_qa, tmp_path):
     """A QA over its own copy of the seed index that shares real_qa's loaded
     models, for tests that add or remove documents."""
-    from qa.pipeline import QA
+    from qa.api import QA
 
     return QA(index_dir=tmp_path / "index", corpus_dir=SEEDS, settings=real_qa.settings,
               embedder=real_qa.embedder, reader=real_qa.reader, retriever=real_qa.retriever)

@@ -272,7 +272,7 @@ def test_qa_calibrate_on_the_seed_gold_set_sets_the_threshold_ask_uses(real_qa, 
     threshold with the index and ask() then holds answers against it."""
     from pathlib import Path
 
-    from qa.pipeline import QA
+    from qa.api import QA
 
     gold = Path(__file__).parent / "gold" / "seeds.jsonl"
     q = QA(index_dir=tmp_path / "index", corpus_dir=real_qa.settings.corpus_dir, settings=real_qa.settings,

@@ -265,14 +265,16 @@ def test_real_cli_ask_json(real_qa):
     assert text[c["answer_start"]:c["answer_end"]] == a["answer"]
 
 
-def test_eval_subcommand_passes_options_through(monkeypatch):
-    # `qa eval --squad F ...` must reach qa.evaluate with its options intact.
+@pytest.mark.parametrize("lead", [[], ["-v"], ["--verbose"]])
+def test_eval_subcommand_passes_options_through(monkeypatch, lead):
+    # `qa eval --squad F ...` must reach qa.evaluate with its options intact, also
+    # after the global -v (which used to reach args.func = None: "internal error").
     from qa import cli
-    from qa import evaluation as evaluate
+    from qa.evaluation import cli as evaluate
 
     seen = {}
     monkeypatch.setattr(evaluate, "main", lambda argv: seen.setdefault("argv", argv) and 0)
-    cli.main(["eval", "--squad", "x.json", "--mode", "reader", "--held-out"])
+    assert cli.main([*lead, "eval", "--squad", "x.json", "--mode", "reader", "--held-out"]) == 0
     assert seen["argv"] == ["--squad", "x.json", "--mode", "reader", "--held-out"]
 
 

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qa._files import atomic_write_json, weights_fingerprint
 from qa.evaluation.gold import GoldFormatError, GoldQuestion, load_gold, squad_gold
 from qa.evaluation.report import format_table, plot
 from qa.evaluation.runs import Run, run_pipeline, run_reader, run_retrieval, summarise
@@ -211,8 +212,6 @@ def _main(args: argparse.Namespace) -> int:
 def _load_predictions(path: str | None, reader: Any) -> dict[str, Any] | None:
     if not path:
         return None
-    from qa.training.calibrate_reader import weights_fingerprint
-
     p = Path(path)
     if p.exists():
         saved = json.loads(p.read_text())
@@ -223,14 +222,10 @@ def _load_predictions(path: str | None, reader: Any) -> dict[str, Any] | None:
 
 
 def _save_predictions(path: str, reader: Any, cache: dict[str, Any]) -> None:
-    from qa.training.calibrate_reader import weights_fingerprint
-
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps({"weights": weights_fingerprint(reader.path), "reader_config": _reader_key(reader),
-                               "spans": cache}))
-    tmp.replace(p)
+    atomic_write_json(p, {"weights": weights_fingerprint(reader.path), "reader_config": _reader_key(reader),
+                          "spans": cache}, indent=None)
 
 
 def _reader_key(reader: Any) -> dict[str, Any]:

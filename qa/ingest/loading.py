@@ -10,8 +10,6 @@ sections.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 from typing import Iterable
 
@@ -24,38 +22,10 @@ from qa.errors import (
     UnsupportedFormatError,
 )
 from qa.ingest.base import detect_binary
+from qa.ingest.metadata import parse_metadata, sha256_text
 from qa.ingest.errors import CorruptDocumentError, FileTooLargeError, FormatMismatchError
 from qa.ingest.registry import SUPPORTED_SUFFIXES, loader_for, suggest_suffix
 from qa.types import Document
-
-# The seed's first line: " date 2023-07-13 Title: ...", then "Subtitle: ...".
-_HEADER = re.compile(r"^\s*date\s+(?P<date>\d{4}-\d{2}-\d{2})\s+Title:\s*(?P<title>.+?)\s*$")
-_SUBTITLE = re.compile(r"^\s*Subtitle:\s*(?P<subtitle>.+?)\s*$", re.MULTILINE)
-_MD_TITLE = re.compile(r"^#\s+(?P<title>.+?)\s*$", re.MULTILINE)
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def parse_metadata(text: str, fallback_title: str) -> tuple[str, dict[str, str]]:
-    """Title and date from a news-style header or a Markdown heading."""
-    meta: dict[str, str] = {}
-    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark is not part of the header
-    first_line = text.split("\n", 1)[0]
-    m = _HEADER.match(first_line)
-    if m:
-        meta["date"] = m.group("date")
-        title = m.group("title")
-        sub = _SUBTITLE.search(text, 0, 2000)
-        if sub:
-            meta["subtitle"] = sub.group("subtitle")
-        return title, meta
-    md = _MD_TITLE.search(text, 0, 2000)
-    if md:
-        return md.group("title"), meta
-    return fallback_title, meta
-
 
 def document_from_text(doc_id: str, text: str, title: str | None = None, **meta: str) -> Document:
     """Build a document from a string (used for uploads and SQuAD paragraphs)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from qa.errors import DocumentEncodingError
 from qa.ingest.base import Extracted, Loader, detect_binary
+from qa.ingest.metadata import parse_metadata
 from qa.types import Locator
 
 
@@ -26,8 +27,6 @@ def decode_utf8(raw: bytes, path: Path) -> str:
 
 
 def _title(text: str, path: Path) -> tuple[str, dict[str, str]]:
-    from qa.ingest.loading import parse_metadata  # the seed header / Markdown title rules live there
-
     return parse_metadata(text, fallback_title=path.stem.replace("_", " "))
 
 

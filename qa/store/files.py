@@ -3,13 +3,13 @@ writer lock, and removal of what a crashed writer left behind."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
+from qa._files import sha256_file
 from qa.errors import IndexCorruptError, IndexMissingError, IndexPermissionError
 
 POINTER = "CURRENT"
@@ -41,17 +41,12 @@ def _read_pointer(pointer: Path, index_dir: Path) -> str:
     return name
 
 
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _file_sums(folder: Path) -> dict[str, list]:
     """[size, sha256] of every file under ``folder`` (the manifest excepted)."""
     out = {}
     for f in sorted(folder.rglob("*")):
         if f.is_file() and f.name != "manifest.json":
-            out[f.relative_to(folder).as_posix()] = [f.stat().st_size, _sha256_file(f)]
+            out[f.relative_to(folder).as_posix()] = [f.stat().st_size, sha256_file(f)]
     return out
 
 
@@ -73,7 +68,7 @@ def _check_files(snap: Path, files: dict[str, list], index_dir: Path, rebuild: s
             raise IndexCorruptError(f"the index in {index_dir} is corrupt: {name_of(snap, rel)} has {have} bytes, "
                                     f"{size} were written; {rebuild}")
     for rel, (_, digest) in files.items():
-        if _sha256_file(snap / rel) != digest:
+        if sha256_file(snap / rel) != digest:
             raise IndexCorruptError(f"the index in {index_dir} is corrupt: {name_of(snap, rel)} does not match its "
                                     f"checksum; {rebuild}")
 
@@ -165,15 +160,3 @@ def current_name(index_dir: str | Path) -> str | None:
     except IndexMissingError:
         return None
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

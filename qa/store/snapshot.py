@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from qa._files import fsync_dir
 from qa.config import INDEX_FORMAT_VERSION, BM25Config
 from qa.errors import IndexCorruptError, IndexPermissionError, IndexStaleError
 from qa.store.base import LexicalIndex, VectorIndex
@@ -39,7 +40,6 @@ from qa.store.files import (
     POINTER,
     _check_files,
     _file_sums,
-    _fsync_dir,
     _read_pointer,
     remove_garbage,
     writer_lock,
@@ -145,7 +145,7 @@ class IndexStore:
             self.lexical.save(tmp / "lexical")
             self.manifest.files = _file_sums(tmp)
             (tmp / "manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             os.replace(tmp, index_dir / name)
             pointer_tmp = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
             try:
@@ -160,7 +160,7 @@ class IndexStore:
             finally:
                 if not published:
                     pointer_tmp.unlink(missing_ok=True)
-            _fsync_dir(index_dir)
+            fsync_dir(index_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             if not published:  # never published: the folder is garbage

@@ -37,7 +37,6 @@ are only ever measured (``python -m qa.evaluate``), never used here.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
@@ -47,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from qa._files import atomic_write_json, weights_fingerprint
 from qa.config import ReaderConfig, Settings
 from qa.evaluation import squad
 from qa.reader import CALIBRATION_FILE, ReadResult, Span, SpanReader
@@ -72,16 +72,6 @@ SETTINGS = ("reader", "open", "offtopic")
 
 
 # --- reading (cached) ----------------------------------------------------------------
-
-
-def weights_fingerprint(model_dir: Path) -> str:
-    h = hashlib.sha256()
-    for name in ("model.safetensors", "config.json"):
-        f = Path(model_dir) / name
-        if f.exists():
-            with open(f, "rb") as fh:
-                h.update(hashlib.file_digest(fh, "sha256").digest())
-    return h.hexdigest()[:16]
 
 
 def _record(qid, title, answers, contexts, retrieval, result: ReadResult) -> dict:
@@ -266,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print("(dry run: calibration.json not written)")
         return 0
     target = args.model / CALIBRATION_FILE
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(target)
+    atomic_write_json(target, out)
     Calibration.load(args.model)  # it must load
     print(f"wrote {target}")
     for r in reliability:
