@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from qa import evaluation as ev
+from qa.evaluation import cli as evcli
 from qa.types import Answer, Chunk, Citation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,14 +204,14 @@ def test_malformed_gold_lines_are_reported_with_their_line(tmp_path, line, messa
 
 def test_cli_reports_a_malformed_gold_file_in_one_line(tmp_path, capsys):
     p = _write(tmp_path, "not json")
-    assert ev.main([str(p)]) == 1
+    assert evcli.main([str(p)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and f"{p}:1: not valid JSON" in err and "\n" not in err
 
 
 def test_cli_needs_exactly_one_source(capsys):
-    assert ev.main([]) == 2
-    assert ev.main(["a.jsonl", "--squad", "b.json"]) == 2
+    assert evcli.main([]) == 2
+    assert evcli.main(["a.jsonl", "--squad", "b.json"]) == 2
 
 
 def test_squad_gold_gives_each_paragraph_a_document(tmp_path):
@@ -268,7 +269,7 @@ def test_cli_end_to_end_on_a_stand_in_pipeline(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(qa, "default_qa", lambda: fake)
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
-    assert ev.main([str(gold), "--json", str(out_json), "--plot", str(out_png)]) == 0
+    assert evcli.main([str(gold), "--json", str(out_json), "--plot", str(out_png)]) == 0
     table = capsys.readouterr().out
     assert "R@1" in table and "hybrid" in table
     r = json.loads(out_json.read_text())["results"]["hybrid"]
@@ -304,7 +305,7 @@ def test_seed_gold_set_clears_its_floors(tmp_path):
     # The reader ships in the repository: a missing one is a failure, not a skip.
     assert (Path(ReaderConfig().path) / "config.json").exists(), f"no reader model at {ReaderConfig().path}"
     out = tmp_path / "seeds.json"
-    assert ev.main([str(SEED_GOLD), "--json", str(out)]) == 0
+    assert evcli.main([str(SEED_GOLD), "--json", str(out)]) == 0
     results = json.loads(out.read_text())["results"]
     (r,) = results.values()
     a = r["answers"]
@@ -378,7 +379,7 @@ def test_cli_splits_misses_by_cause_in_the_table_and_json(tmp_path, monkeypatch,
 
     monkeypatch.setattr(qa, "default_qa", lambda: fake)
     out_json = tmp_path / "r.json"
-    assert ev.main([str(gold), "--json", str(out_json)]) == 0
+    assert evcli.main([str(gold), "--json", str(out_json)]) == 0
     table = capsys.readouterr().out
     assert "where answers are lost" in table and "declined although right" in table
     m = json.loads(out_json.read_text())["results"]["hybrid"]["misses"]
@@ -418,10 +419,10 @@ def test_reader_mode_predictions_are_cached_and_reused(tmp_path, monkeypatch, ca
     monkeypatch.setattr(qa.reader, "SpanReader", Reader)
     monkeypatch.setattr(evcli, "_calibration_only", lambda r: Calibration(a=1.0, b=0.0, threshold=0.5))
     preds, out = tmp_path / "p.json", tmp_path / "r.json"
-    assert ev.main(["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]) == 0
+    assert evcli.main(["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]) == 0
     assert calls == [2] and preds.exists()
     first = json.loads(out.read_text())["results"]["reader"]
-    assert ev.main(["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]) == 0
+    assert evcli.main(["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]) == 0
     assert calls == [2]  # nothing read again
     again = json.loads(out.read_text())["results"]["reader"]
     assert again["answers"] == first["answers"]
