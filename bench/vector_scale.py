@@ -160,7 +160,7 @@ def _pct(xs, q):
 
 
 def make_backend(name: str, dim: int, workdir: Path):
-    from qa.store.backends.faiss_ann import FaissHnswIndex, FaissIvfIndex
+    from qa.store.backends import FaissHnswIndex, FaissIvfIndex
     from qa.store.backends.faiss_flat import FaissFlatIndex
 
     if name == "faiss-flat":
@@ -390,7 +390,7 @@ def cmd_fusion(args) -> None:
     from qa.config import BM25Config
     from qa.store.backends import Bm25Index
     from qa.store.backends.candidates import DenseStats, candidate_hybrid
-    from qa.store.backends.faiss_ann import FaissHnswIndex
+    from qa.store.backends import FaissHnswIndex
     from qa.store.backends.faiss_flat import FaissFlatIndex
 
     cache = Path(args.cache)

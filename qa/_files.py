@@ -22,6 +22,12 @@ def sha256_file(path: str | Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def sha256_text(text: str) -> str:
+    """sha256 of a text's UTF-8 bytes: what tells two documents' contents apart
+    (the manifest records it; loading an index checks it)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def weights_fingerprint(model_dir: str | Path) -> str:
     """A short hash of a model folder's weights and config: tells whether a cache
     of predictions was made by the weights now on disk."""

@@ -20,8 +20,8 @@ from qa.chunking import Chunker
 from qa.config import INDEX_FORMAT_VERSION, BM25Config, StoreConfig
 from qa.ingest import sha256_text
 from qa.store import IndexStore, Manifest
-from qa.store.backends import VECTOR_BACKENDS, Bm25Index, FaissFlatIndex, FaissHnswIndex
-from qa.store.backends.faiss_ann import transfer
+from qa.store.backends import Bm25Index, grown
+from qa.store.backends import vector_factory as qa_vector_factory
 from qa.store.base import VectorIndex
 from qa.types import Chunk, Document
 
@@ -53,22 +53,11 @@ class Indexer:
         self.embedder = embedder
         self.bm25 = bm25 or BM25Config()
         self.store = store or StoreConfig()
-        self.vector_factory = vector_factory or self._factory()
-
-    def _factory(self) -> Callable[[int], VectorIndex]:
-        name = self.store.vector_backend
-        if name == "auto":
-            return FaissFlatIndex
-        if name == "milvus":
-            return lambda dim: VECTOR_BACKENDS["milvus"](dim, uri=self.store.milvus_uri)
-        return VECTOR_BACKENDS[name]
+        self.vector_factory = vector_factory or qa_vector_factory(self.store)
 
     def _grown(self, vectors: VectorIndex) -> VectorIndex:
-        """"auto": an exact index that passed the threshold moves to HNSW (same ids, no re-embedding)."""
-        if (self.store.vector_backend == "auto" and isinstance(vectors, FaissFlatIndex)
-                and len(vectors) > self.store.ann_threshold):
-            return transfer(vectors, FaissHnswIndex(vectors.dim))
-        return vectors
+        """"auto": an exact index that passed the threshold moves to the ANN backend (same ids, no re-embedding)."""
+        return grown(vectors, self.store)
 
     def expectations(self) -> dict:
         """The manifest fields an index must match to be updated in place."""

@@ -15,18 +15,12 @@ the top k picked with ``argpartition``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from qa.config import RETRIEVAL_MODES, BM25Config, RetrievalConfig
+from qa.config import RETRIEVAL_MODES, RetrievalConfig
 from qa.errors import QAError
-from qa.store.backends.bm25 import tokenize
-
-
-def bm25_tokenize(texts: Sequence[str], config: BM25Config | None = None) -> list[list[str]]:
-    """BM25 tokens (stop words dropped, stemmed), as the lexical index sees them."""
-    return tokenize(texts, config or BM25Config())
 
 
 @dataclass(frozen=True)

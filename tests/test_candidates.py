@@ -6,7 +6,7 @@ import numpy as np
 
 from qa.store.backends import Bm25Index, FaissFlatIndex
 from qa.store.backends.candidates import DenseStats, candidate_hybrid, fuse, union_candidates
-from qa.store.backends.faiss_ann import FaissHnswIndex
+from qa.store.backends import FaissHnswIndex
 
 WORDS = "army river king oxygen steam engine force doctor rain forest harvard luther yuan packet sky".split()
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from qa.store.backends import LEXICAL_BACKENDS, VECTOR_BACKENDS, Bm25Index
-from qa.store.backends.faiss_ann import FaissHnswIndex, FaissIvfIndex
+from qa.store.backends import FaissHnswIndex, FaissIvfIndex
 from qa.store.backends.faiss_flat import FaissFlatIndex
 
 DIM = 16
@@ -302,7 +302,7 @@ def test_lexical_contract(lexical, tmp_path):
 
 def test_transfer_between_backends(make, data):
     """An index moves to another backend without re-embedding (flat -> ANN, FAISS -> Milvus)."""
-    from qa.store.backends.faiss_ann import transfer
+    from qa.store.base import transfer
 
     ids, vecs = data
     source = FaissFlatIndex(DIM)

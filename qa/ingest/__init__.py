@@ -21,9 +21,8 @@ from qa.ingest.loading import (
     iter_paths,
     load_file,
     load_paths,
-    parse_metadata,
-    sha256_text,
 )
+from qa.ingest.metadata import parse_metadata, sha256_text
 from qa.ingest.registry import LOADERS, SUPPORTED_SUFFIXES, loader_for
 
 __all__ = [

@@ -8,7 +8,8 @@ from typing import Callable, Iterable, Mapping, NamedTuple
 
 from qa.errors import DocumentError, DocumentNotFoundError, QAError
 from qa.ingest.errors import CorruptDocumentError, DuplicateDocumentError
-from qa.ingest.loading import load_file, sha256_text, unsupported_message, walk_folder
+from qa.ingest.loading import load_file, unsupported_message, walk_folder
+from qa.ingest.metadata import sha256_text
 from qa.types import Document
 
 

@@ -1,21 +1,16 @@
-"""A document's title and date from its first lines, and the text hash that
-names a document's content: used by every text loader and by ``loading``, so
+"""A document's title and date from its first lines: used by every text loader and by ``loading``, so
 it sits below both (``registry`` → ``text`` must not import ``loading``)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+from qa._files import sha256_text  # re-exported: ingest names documents by it
 
 # The seed's first line: " date 2023-07-13 Title: ...", then "Subtitle: ...".
 _HEADER = re.compile(r"^\s*date\s+(?P<date>\d{4}-\d{2}-\d{2})\s+Title:\s*(?P<title>.+?)\s*$")
 _SUBTITLE = re.compile(r"^\s*Subtitle:\s*(?P<subtitle>.+?)\s*$", re.MULTILINE)
 _MD_TITLE = re.compile(r"^#\s+(?P<title>.+?)\s*$", re.MULTILINE)
-
-
-def sha256_text(text: str) -> str:
-    """sha256 of a text's UTF-8 bytes: what tells two documents' contents apart."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def parse_metadata(text: str, fallback_title: str) -> tuple[str, dict[str, str]]:

@@ -22,11 +22,6 @@ def loader_for(suffix: str) -> Loader | None:
     return _BY_SUFFIX.get(suffix.lower())
 
 
-def format_name(suffix: str) -> str:
-    loader = loader_for(suffix)
-    return getattr(loader, "name", suffix.lstrip(".")) if loader else suffix
-
-
 def suggest_suffix(raw: bytes) -> str | None:
     """The supported suffix whose loader recognises these bytes by their magic
     (PDF, DOCX), for the error message of a file whose extension lies."""

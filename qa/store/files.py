@@ -3,7 +3,6 @@ writer lock, and removal of what a crashed writer left behind."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from qa._files import sha256_file
 from qa.errors import IndexCorruptError, IndexMissingError, IndexPermissionError
+from qa.store.backends import external_resource
 
 POINTER = "CURRENT"
 
@@ -99,26 +99,22 @@ def remove_garbage(index_dir: str | Path, keep: str | None) -> int:
 
 
 def _external_collection(snap: Path) -> str | None:
-    """The Milvus collection a snapshot's vectors live in (None for in-folder backends)."""
-    meta = snap / "vectors" / "milvus.json"
-    try:
-        return json.loads(meta.read_text())["collection"] if meta.exists() else None
-    except (OSError, ValueError, KeyError):
-        return None
+    """What a snapshot's vectors keep outside its folder (a Milvus collection), or None."""
+    found = external_resource(snap / "vectors")
+    return found[1] if found else None
 
 
 def _drop_external(snap: Path, live: str | None) -> None:
-    """Vectors kept outside the folder (Milvus) go with their snapshot, unless the
-    live snapshot still reads the same collection (copy-on-write, not yet written)."""
-    name = _external_collection(snap)
-    if name is None or name == live:
+    """Vectors kept outside the folder go with their snapshot, unless the live
+    snapshot still reads the same resource (copy-on-write, not yet written)."""
+    found = external_resource(snap / "vectors")
+    if found is None or found[1] == live:
         return
+    backend, name = found
     try:
-        from qa.store.backends.milvus import MilvusIndex
-
-        MilvusIndex.drop_saved(snap / "vectors")
+        backend.drop_saved(snap / "vectors")
     except Exception:  # noqa: BLE001 - a server that is down must not stop the clean-up of files
-        log.warning("could not drop Milvus collection %s of %s", name, snap, exc_info=True)
+        log.warning("could not drop %s resource %s of %s", backend.name, name, snap, exc_info=True)
 
 
 def clean_index_dir(index_dir: str | Path) -> int:

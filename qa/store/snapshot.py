@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from qa._files import fsync_dir
+from qa._files import fsync_dir, sha256_text
 from qa.config import INDEX_FORMAT_VERSION, BM25Config
 from qa.errors import IndexCorruptError, IndexPermissionError, IndexStaleError
 from qa.store.base import LexicalIndex, VectorIndex
@@ -240,8 +240,6 @@ class IndexStore:
             raise IndexCorruptError(f"the index in {index_dir} is inconsistent (chunk ids differ); {rebuild}")
         if set(ids) != set(manifest.documents):
             raise IndexCorruptError(f"the index in {index_dir} lists other documents than it holds; {rebuild}")
-        from qa.ingest import sha256_text
-
         for did, d in documents.items():
             if sha256_text(d.text) != manifest.documents[did]:
                 raise IndexCorruptError(f"the index in {index_dir} is corrupt: its text of {did!r} does not match "

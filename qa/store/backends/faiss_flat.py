@@ -31,36 +31,16 @@ class FaissFlatIndex(VectorIndex):
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(ids), self.dim):
-            raise ValueError(f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}")
-        if len(ids) == 0:
-            return
-        if len(np.unique(ids)) != len(ids) or np.isin(ids, self.ids()).any():
-            raise ValueError("chunk ids must be new and distinct")
+    def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self._index.add_with_ids(vectors, ids)
 
-    def delete(self, ids: np.ndarray) -> int:
+    def _delete(self, ids: np.ndarray) -> int:
         import faiss
 
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return 0
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        if k <= 0 or len(queries) == 0:
-            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        n = min(k, len(self))
-        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        ids = np.full((len(queries), k), -1, dtype=np.int64)
-        if n:
-            s, i = self._index.search(queries, n)
-            scores[:, :n], ids[:, :n] = s, i
-        return scores, ids
+    def _search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._index.search(queries, n)
 
     def ids(self) -> np.ndarray:
         import faiss

@@ -26,27 +26,35 @@ branch-aware visibility and a garbage collector; for a scale-out corpus that is
 updated in batches the per-update copy is the simpler, safe choice.
 
 Superseded collections are not dropped by ``save``/``load``: whoever deletes an
-old snapshot folder calls ``MilvusIndex.drop_saved(folder)`` first.
+old snapshot folder calls ``drop_saved(folder)`` first (the store does it for
+any backend whose ``external_resource`` names something).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from qa.store.base import VectorIndex
 
+log = logging.getLogger("qa")
+
 META_FILE = "milvus.json"
 #: Milvus caps top-k of one search (and offset + limit of a query).
 MAX_TOPK = 16384
 _BATCH = 2000
 
-_clients: dict[str, object] = {}
+#: One client per URI, the least recently used closed past ``MAX_CLIENTS`` (a
+#: long-lived process that opens many index folders must not hold them all).
+MAX_CLIENTS = 8
+_clients: "OrderedDict[str, object]" = OrderedDict()
 _clients_lock = threading.Lock()
 
 
@@ -73,13 +81,30 @@ def client(uri: str):
             else:
                 c = MilvusClient(uri=uri, token=os.environ.get("QA_MILVUS_TOKEN", ""))
             _clients[uri] = c
+            while len(_clients) > MAX_CLIENTS:
+                _, old = _clients.popitem(last=False)
+                _close(old)
+        else:
+            _clients.move_to_end(uri)
         return c
+
+
+def _close(c) -> None:
+    """Close an evicted client; one that fails to close is only logged (it is being let go)."""
+    try:
+        c.close()
+    except Exception:  # noqa: BLE001 - pymilvus raises its own types; nothing to do but report it
+        log.warning("could not close a Milvus client", exc_info=True)
 
 
 class MilvusIndex(VectorIndex):
     """One Milvus collection (INT64 primary key = chunk id, FLOAT_VECTOR, inner product)."""
 
     name = "milvus"
+
+    @classmethod
+    def create(cls, dim: int, config=None) -> "MilvusIndex":
+        return cls(dim, uri=config.milvus_uri) if config is not None else cls(dim)
 
     def __init__(self, dim: int, uri: str | os.PathLike = "milvus.db", collection: str | None = None,
                  prefix: str = "qa_chunks", index_type: str = "HNSW", index_params: dict | None = None,
@@ -161,21 +186,17 @@ class MilvusIndex(VectorIndex):
             out[row] = got[int(i)]
         return out
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self._dim)
-        k = max(int(k), 0)
-        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        out = np.full((len(queries), k), -1, dtype=np.int64)
-        if k == 0 or len(queries) == 0:
-            return scores, out
-        limit = min(k, MAX_TOPK)
+    def _search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.full((len(queries), n), -np.inf, dtype=np.float32)
+        out = np.full((len(queries), n), -1, dtype=np.int64)
+        limit = min(n, MAX_TOPK)
         for a in range(0, len(queries), 256):
             res = self._client.search(self.collection, data=[q.tolist() for q in queries[a : a + 256]], limit=limit,
                                       output_fields=["id"], search_params={"metric_type": "IP",
                                                                            "params": self.search_params})
             for qi, hits in enumerate(res, start=a):
                 hits = sorted(hits, key=lambda h: -h["distance"])
-                for j, h in enumerate(hits[:k]):
+                for j, h in enumerate(hits[:n]):
                     scores[qi, j], out[qi, j] = h["distance"], h["id"]
         return scores, out
 
@@ -190,23 +211,17 @@ class MilvusIndex(VectorIndex):
             self._client.insert(self.collection, [{"id": r["id"], "vector": r["vector"]} for r in rows])
         self._shared = False
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(ids), self._dim):
-            raise ValueError(f"expected vectors of shape ({len(ids)}, {self._dim}), got {vectors.shape}")
-        if len(ids) == 0:
-            return
-        if len(np.unique(ids)) != len(ids) or len(self._present(ids)):
-            raise ValueError("chunk ids must be new and distinct")
+    def _contains_any(self, ids: np.ndarray) -> bool:
+        return bool(len(self._present(ids)))
+
+    def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self._own()
         for a in range(0, len(ids), _BATCH):
             self._client.insert(self.collection, [{"id": int(i), "vector": v} for i, v in
                                                   zip(ids[a : a + _BATCH], vectors[a : a + _BATCH].tolist())])
 
-    def delete(self, ids: np.ndarray) -> int:
-        ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
-        present = self._present(ids) if len(ids) else ids
+    def _delete(self, ids: np.ndarray) -> int:
+        present = self._present(ids)
         if len(present) == 0:
             return 0
         self._own()
@@ -249,8 +264,16 @@ class MilvusIndex(VectorIndex):
         if not self._shared and self._client.has_collection(self.collection):
             self._client.drop_collection(self.collection)
 
-    @staticmethod
-    def drop_saved(folder: Path) -> None:
+    @classmethod
+    def external_resource(cls, folder: Path) -> str | None:
+        """The collection a saved snapshot folder refers to (None when unreadable)."""
+        try:
+            return json.loads((Path(folder) / META_FILE).read_text())["collection"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @classmethod
+    def drop_saved(cls, folder: Path) -> None:
         """Drop the collection a saved snapshot folder refers to (call before deleting the folder)."""
         f = Path(folder) / META_FILE
         if f.exists():
@@ -258,10 +281,3 @@ class MilvusIndex(VectorIndex):
             c = client(meta["uri"])
             if c.has_collection(meta["collection"]):
                 c.drop_collection(meta["collection"])
-
-
-def migrate(source: VectorIndex, uri: str, batch: int = 10_000, **kwargs) -> MilvusIndex:
-    """Copy every vector of ``source`` (e.g. a loaded FAISS snapshot's index) into a new Milvus collection."""
-    from qa.store.backends.faiss_ann import transfer
-
-    return transfer(source, MilvusIndex(source.dim, uri, **kwargs), batch=batch)
