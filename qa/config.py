@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa.errors import ConfigError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The shipped reader (weights, tokenizer, calibration), installed with the package.
 SHIPPED_READER = PACKAGE_DIR / "models" / "reader"
@@ -50,9 +52,9 @@ class ChunkingConfig:
 
     def __post_init__(self) -> None:
         if self.max_words < 10:
-            raise ValueError("chunking.max_words must be at least 10")
+            raise ConfigError("chunking.max_words must be at least 10")
         if self.overlap_sentences < 0:
-            raise ValueError("chunking.overlap_sentences must be >= 0")
+            raise ConfigError("chunking.overlap_sentences must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class StoreConfig:
 
     def __post_init__(self) -> None:
         if self.vector_backend not in VECTOR_BACKEND_CHOICES:
-            raise ValueError(f"store.vector_backend must be one of {', '.join(VECTOR_BACKEND_CHOICES)}, "
+            raise ConfigError(f"store.vector_backend must be one of {', '.join(VECTOR_BACKEND_CHOICES)}, "
                              f"not {self.vector_backend!r}")
 
 
@@ -116,15 +118,15 @@ class RetrievalConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in RETRIEVAL_MODES:
-            raise ValueError(f"retrieval.mode must be one of {', '.join(RETRIEVAL_MODES)}, not {self.mode!r}")
+            raise ConfigError(f"retrieval.mode must be one of {', '.join(RETRIEVAL_MODES)}, not {self.mode!r}")
         if self.top_k < 1:
-            raise ValueError("retrieval.top_k must be >= 1")
+            raise ConfigError("retrieval.top_k must be >= 1")
         if self.candidates < self.top_k:
-            raise ValueError("retrieval.candidates must be >= top_k")
+            raise ConfigError("retrieval.candidates must be >= top_k")
         if min(self.dense_weight, self.bm25_weight, self.rrf_dense_weight, self.rrf_bm25_weight) < 0:
-            raise ValueError("retrieval weights must be >= 0")
+            raise ConfigError("retrieval weights must be >= 0")
         if self.dense_weight + self.bm25_weight <= 0:
-            raise ValueError("retrieval.dense_weight + retrieval.bm25_weight must be > 0")
+            raise ConfigError("retrieval.dense_weight + retrieval.bm25_weight must be > 0")
 
 
 @dataclass(frozen=True)
@@ -144,9 +146,9 @@ class ReaderConfig:
 
     def __post_init__(self) -> None:
         if self.stride >= self.max_length // 2:
-            raise ValueError("reader.stride must be under half of reader.max_length")
+            raise ConfigError("reader.stride must be under half of reader.max_length")
         if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
-            raise ValueError("reader.min_score is a probability in [0, 1]")
+            raise ConfigError("reader.min_score is a probability in [0, 1]")
 
 
 @dataclass(frozen=True)

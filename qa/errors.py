@@ -1,7 +1,9 @@
 """Exceptions with messages that say what went wrong and how to fix it.
 
 Every error the library raises on bad input is a ``QAError`` so callers (the
-CLI, the web app) can catch one type and show ``str(err)`` to the user.
+CLI, the web app) can catch one type and show ``str(err)`` to the user. They
+all live here, in one module every layer may import; the narrower ingestion
+kinds subclass the general ones, so ``except DocumentError`` still catches them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 
 class QAError(Exception):
     """Base class for every error ``qa`` raises on bad input or bad state."""
+
+
+class ConfigError(QAError, ValueError):
+    """A setting out of range or unknown (also a ``ValueError``, as before)."""
 
 
 class QuestionError(QAError, ValueError):
@@ -43,11 +49,47 @@ class EmptyDocumentError(DocumentError):
     """The file holds no text (empty or only white space)."""
 
 
+class FileTooLargeError(DocumentUnreadableError):
+    """The file is over the size limit (``max_bytes``)."""
+
+
+class CorruptDocumentError(DocumentUnreadableError):
+    """The file claims a format but cannot be parsed: corrupt or truncated."""
+
+
+class EncryptedDocumentError(DocumentUnreadableError):
+    """The file is password-protected (encrypted PDF, encrypted Office file)."""
+
+
+class NoTextLayerError(EmptyDocumentError):
+    """A PDF whose pages are images only (a scan): OCR is out of scope."""
+
+
+class FormatMismatchError(UnsupportedFormatError):
+    """The extension says one format, the content (its magic bytes) another."""
+
+
+class DuplicateDocumentError(DocumentError):
+    """The same text was already loaded from another file in this batch."""
+
+
+class UploadRefused(QAError):
+    """The upload as a whole is over a limit; nothing was indexed."""
+
+
 class DocumentNotIndexedError(QAError, KeyError):
     """A document id given to remove is not in the index (also a ``KeyError``)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class RetrievalModeError(QAError, ValueError):
+    """A retrieval mode that does not exist."""
+
+
+class GoldFormatError(QAError, ValueError):
+    """A gold file line that is not a valid question record."""
 
 
 class EmptyCorpusError(QAError):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from qa.config import RETRIEVAL_MODES, RetrievalConfig
-from qa.errors import QAError
+from qa.errors import RetrievalModeError
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,6 @@ def dense_stats(store: Any):
     if stats is None:
         stats = store._dense_stats = DenseStats.from_index(store.vectors)
     return stats
-
-
-class RetrievalModeError(QAError, ValueError):
-    """A retrieval mode that does not exist."""
 
 
 class Retriever:

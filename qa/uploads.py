@@ -16,16 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from qa.errors import QAError
+from qa.errors import QAError, UploadRefused
 
 #: Files in one upload request (each file is read and validated before indexing).
 MAX_FILES_PER_UPLOAD = 100
 #: Bytes of all files of one upload together (each file also has ``Settings.max_file_bytes``).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-
-
-class UploadRefused(QAError):
-    """The upload as a whole is over a limit; nothing was indexed."""
 
 
 @dataclass

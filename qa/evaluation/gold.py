@@ -13,12 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.errors import QAError
+from qa.errors import GoldFormatError
 from qa.evaluation.squad import load_squad
-
-
-class GoldFormatError(QAError, ValueError):
-    """A gold file line that is not a valid question record."""
 
 
 @dataclass(frozen=True)

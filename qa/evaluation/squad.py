@@ -15,9 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-#: The benchmark and training data (``../shared/data`` beside the checkout; ``QA_DATA`` overrides).
-DATA_DIR = Path(os.environ.get("QA_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
-SQUAD_DIR = DATA_DIR / "squad"
+
+def data_dir() -> Path:
+    """The benchmark and training data: ``$QA_DATA``, else ``../shared/data``
+    beside the checkout. Read when asked, never at import, so a caller (or a
+    test) that sets ``QA_DATA`` after importing still gets its folder."""
+    return Path(os.environ.get("QA_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
+
+
+def squad_dir() -> Path:
+    """The SQuAD files under ``data_dir()``."""
+    return data_dir() / "squad"
+
+
+def __getattr__(name: str) -> Path:
+    # ``DATA_DIR`` / ``SQUAD_DIR`` as module attributes, resolved at each access (PEP 562).
+    if name == "DATA_DIR":
+        return data_dir()
+    if name == "SQUAD_DIR":
+        return squad_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: Fixed by ../shared/data/README.md: never train, tune or pick a model on these.
 HELD_OUT_ARTICLES: frozenset[str] = frozenset(

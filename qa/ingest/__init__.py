@@ -7,7 +7,7 @@ content only, section locators), Word .docx (python-docx, section locators).
 
 from qa.ingest.base import Extracted, Loader
 from qa.ingest.batch import BatchResult, FileReport, load_batch
-from qa.ingest.errors import (
+from qa.errors import (
     CorruptDocumentError,
     DuplicateDocumentError,
     EncryptedDocumentError,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, NamedTuple
 
 from qa.errors import DocumentError, DocumentNotFoundError, QAError
-from qa.ingest.errors import CorruptDocumentError, DuplicateDocumentError
+from qa.errors import CorruptDocumentError, DuplicateDocumentError
 from qa.ingest.loading import load_file, unsupported_message, walk_folder
 from qa.ingest.metadata import sha256_text
 from qa.types import Document

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from qa.ingest.base import Extracted, Loader, TextBuilder
-from qa.ingest.errors import CorruptDocumentError, FormatMismatchError
+from qa.errors import CorruptDocumentError, FormatMismatchError
 
 _HEADING_STYLE = re.compile(r"^(heading\s*\d|title)$", re.I)
 

@@ -23,7 +23,7 @@ from qa.errors import (
 )
 from qa.ingest.base import detect_binary
 from qa.ingest.metadata import parse_metadata
-from qa.ingest.errors import CorruptDocumentError, FileTooLargeError, FormatMismatchError
+from qa.errors import CorruptDocumentError, FileTooLargeError, FormatMismatchError
 from qa.ingest.registry import SUPPORTED_SUFFIXES, loader_for, suggest_suffix
 from qa.types import Document
 

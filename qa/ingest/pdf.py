@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from qa.ingest.base import Extracted, Loader, TextBuilder
-from qa.ingest.errors import CorruptDocumentError, EncryptedDocumentError, NoTextLayerError
+from qa.errors import CorruptDocumentError, EncryptedDocumentError, NoTextLayerError
 
 # PDFium marks line ends with \r\n, may emit \x02 for a hyphen it inserted at
 # a line break, and \ufffe / NULs for unmapped glyphs; ligature glyphs come
