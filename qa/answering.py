@@ -16,10 +16,10 @@ from typing import Any, Callable, Sequence
 from qa.config import Settings
 from qa.errors import ArgumentError, EmptyCorpusError, QuestionError
 from qa.reader import ReadResult
-from qa.reader.calibration import (answer_probability, calibration_fingerprint, load_user_threshold,
-                                   rank_candidates)
+from qa.reader.calibration import answer_probability, calibration_fingerprint, rank_candidates
 from qa.retrieval import Hit, Retriever, rrf
 from qa.store import IndexStore
+from qa.store.threshold import load_threshold
 from qa.types import Answer, Chunk, Citation
 
 History = Sequence[tuple[str, str]]
@@ -171,17 +171,22 @@ class Answerer:
         if len(store) == 0:
             raise EmptyCorpusError("no documents are indexed: add some with `qa index PATH...`")
         passages, results = self._read(store, qs, hs, k, mode)
-        threshold = self.default_threshold() if threshold is None else threshold
+        threshold = self.effective_threshold(threshold)
         return [self._assemble(store, q, ps, r, threshold) for q, ps, r in zip(qs, passages, results)]
 
-    def default_threshold(self) -> float:
-        """The operating threshold when a call names none: the configured
-        ``reader.min_score``, else the one ``qa calibrate`` stored with the index,
-        else the reader's own (chosen on validation articles)."""
+    def effective_threshold(self, min_score: float | None = None) -> float:
+        """The one place the operating threshold is decided: a call's own
+        ``min_score``, else the configured ``reader.min_score``, else the one
+        ``qa calibrate`` stored with the index, else the reader's calibrated one
+        (chosen on validation articles). ``QA.threshold``, the CLI, the app and
+        evaluation all ask this."""
+        t = check_min_score(min_score)
+        if t is not None:
+            return t
         t = getattr(self.reader.config, "min_score", None)
         if t is not None:
             return float(t)
-        record = load_user_threshold(self.settings.index_dir)
+        record = load_threshold(self.settings.index_dir)
         if record is not None:
             fp = record.get("reader_fingerprint")
             if fp and self.reader.loaded and fp != calibration_fingerprint(self.reader.calibration) \

@@ -142,7 +142,7 @@ class QA:
         """The confidence below which ``ask`` answers "" when a call names no
         ``min_score``: ``settings.reader.min_score``, else the one ``calibrate``
         stored with the index, else the reader's own."""
-        return self.answerer.default_threshold()
+        return self.answerer.effective_threshold()
 
     def calibrate(self, gold: str | Path | Sequence[Any], precision: float | None = None,
                   max_withheld: float | None = None, top_k: int | None = None, store: bool = True,

@@ -12,12 +12,12 @@ import pytest
 from qa.errors import ModelError
 from qa.evaluation.calibrate import choose_threshold, point
 from qa.reader import Calibration, ReadResult, Span, choose
-from qa.reader.calibration import (
-    USER_CALIBRATION_FILE,
-    calibration_fingerprint,
-    load_user_threshold,
-    save_user_threshold,
-)
+from qa.reader.calibration import calibration_fingerprint
+from qa.store.threshold import LEGACY_FILE, THRESHOLD_FILE
+from qa.store.threshold import load_threshold as load_user_threshold
+from qa.store.threshold import save_threshold as save_user_threshold
+
+USER_CALIBRATION_FILE = THRESHOLD_FILE
 from qa.training import calibrate_reader as cr
 
 from conftest import FakeReader  # noqa: E402  (tests/ is on the path)
@@ -115,13 +115,40 @@ def test_predictions_made_with_other_weights_are_not_reused(tmp_path, monkeypatc
 def test_user_threshold_is_stored_atomically_and_read_back(tmp_path):
     f = save_user_threshold(tmp_path / "idx", {"threshold": 0.2, "gold": "g.jsonl"})
     assert f.name == USER_CALIBRATION_FILE and json.loads(f.read_text())["threshold"] == 0.2
-    assert [p.name for p in f.parent.iterdir()] == [USER_CALIBRATION_FILE]  # no temp file left
+    assert [p.name for p in f.parent.iterdir() if p.name != ".lock"] == [USER_CALIBRATION_FILE]  # no temp file left
     assert load_user_threshold(tmp_path / "idx")["threshold"] == 0.2
     save_user_threshold(tmp_path / "idx", {"threshold": 0.7})
     assert load_user_threshold(tmp_path / "idx")["threshold"] == 0.7  # the cache sees the new file
     with pytest.raises(ValueError):
         save_user_threshold(tmp_path / "idx", {"threshold": 1.5})
     assert load_user_threshold(tmp_path / "missing") is None
+
+
+def test_a_threshold_stored_under_the_old_name_is_still_read_and_replaced(tmp_path):
+    # Indexes from before threshold.json kept the record as calibration.json.
+    (tmp_path / LEGACY_FILE).write_text(json.dumps({"threshold": 0.25}))
+    assert load_user_threshold(tmp_path)["threshold"] == 0.25
+    save_user_threshold(tmp_path, {"threshold": 0.4})
+    assert load_user_threshold(tmp_path)["threshold"] == 0.4
+    assert not (tmp_path / LEGACY_FILE).exists()  # one record per index
+
+
+def test_the_threshold_is_written_under_the_index_writer_lock(tmp_path):
+    import threading
+
+    from qa.store import writer_lock
+
+    lock = writer_lock(tmp_path)
+    lock.acquire()  # an update in progress in this folder
+    t = threading.Thread(target=save_user_threshold, args=(tmp_path, {"threshold": 0.3}))
+    try:
+        t.start()
+        t.join(0.5)
+        assert t.is_alive() and load_user_threshold(tmp_path) is None  # waits for the writer
+    finally:
+        lock.release()
+    t.join(10)
+    assert load_user_threshold(tmp_path)["threshold"] == 0.3
 
 
 def test_a_broken_user_threshold_file_is_ignored(tmp_path, caplog):

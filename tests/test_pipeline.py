@@ -301,7 +301,10 @@ def test_default_qa_is_shared_and_uses_env(tmp_path, monkeypatch, fake_models):
     assert first is qa.default_qa()
     assert first.settings.index_dir == tmp_path / "default-index"
     assert first.settings.corpus_dir == SEEDS
-    assert qa.QA is QA
+    from qa.api import QA as WiredQA
+
+    assert qa.QA is WiredQA and issubclass(WiredQA, QA)
+    assert isinstance(first, WiredQA) and first.calibrator is not None  # `calibrate` works on it
 
 
 # --- real models (slow) ----------------------------------------------------------

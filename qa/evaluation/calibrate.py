@@ -33,7 +33,8 @@ from typing import Any, Sequence
 from qa.errors import ArgumentError
 from qa.evaluation.gold import GoldQuestion, load_gold
 from qa.evaluation.squad import best_scores
-from qa.reader.calibration import calibration_fingerprint, save_user_threshold
+from qa.reader.calibration import calibration_fingerprint
+from qa.store.threshold import save_threshold
 
 #: Thresholds shown in the printed curve (the chosen one is added).
 CURVE_POINTS: tuple[float, ...] = tuple(round(i / 20, 2) for i in range(21))
@@ -185,5 +186,5 @@ def calibrate(qa: Any, gold: str | Path | Sequence[GoldQuestion], precision: flo
     }
     report = CalibrationReport(t, crit, at, curve, len(questions), record["n_answerable"], note=note, record=record)
     if store:
-        report.stored = save_user_threshold(qa.settings.index_dir, record)
+        report.stored = save_threshold(qa.settings.index_dir, record)
     return report

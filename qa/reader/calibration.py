@@ -23,21 +23,17 @@ caller gives no passage texts) and optionally ``choice: {"open": ..., "reader":
 ...}`` (one model for passages that come from retrieval, one for a passage given
 alone). Files without ``choice`` behave exactly as before.
 
-A user's own operating point (``qa calibrate``) is stored with the index as
-``calibration.json`` in the index folder (``load_user_threshold`` /
-``save_user_threshold``) and takes precedence over the model's threshold.
+A user's own operating point (``qa calibrate``) is stored with the index
+(``qa.store.threshold``) and takes precedence over the model's threshold; the
+``Answerer`` decides which one applies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
-import os
 import re
-import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -45,11 +41,8 @@ from typing import Any, Mapping, Sequence
 from qa.errors import ModelError
 from qa.reader.decoding import ReadResult, Span
 
-log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
-#: The user's operating point, stored in the index folder by ``qa calibrate``.
-USER_CALIBRATION_FILE = "calibration.json"
 
 #: Features a choice model may use (names are stored in calibration.json).
 FEATURES: tuple[str, ...] = (
@@ -298,62 +291,3 @@ def calibration_fingerprint(calibration: Calibration) -> str:
     d = {"a": calibration.a, "b": calibration.b,
          "choice": {k: v.to_dict() for k, v in sorted(calibration.choice.items())}}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def save_user_threshold(index_dir: Path, record: Mapping[str, Any]) -> Path:
-    """Write ``record`` (must hold ``threshold``) to ``index_dir/calibration.json``
-    atomically (temp file + rename), so a reader never sees half a file."""
-    t = record.get("threshold")
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.0 <= float(t) <= 1.0:
-        raise ValueError(f"threshold must be a probability in [0, 1], not {t!r}")
-    index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    target = index_dir / USER_CALIBRATION_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json", dir=index_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(record), fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _cache.pop(str(target), None)
-    return target
-
-
-_cache: dict[str, tuple[tuple[int, int], dict[str, Any] | None]] = {}
-_cache_lock = threading.Lock()
-
-
-def load_user_threshold(index_dir: Path | None) -> dict[str, Any] | None:
-    """The record ``qa calibrate`` stored in ``index_dir`` (None when there is none
-    or it cannot be used; a broken file is logged, never fatal). Cached by mtime."""
-    if index_dir is None:
-        return None
-    f = Path(index_dir) / USER_CALIBRATION_FILE
-    try:
-        st = f.stat()
-    except OSError:
-        return None
-    key = (st.st_mtime_ns, st.st_size)
-    with _cache_lock:
-        hit = _cache.get(str(f))
-        if hit is not None and hit[0] == key:
-            return hit[1]
-    record: dict[str, Any] | None
-    try:
-        record = json.loads(f.read_text(encoding="utf-8"))
-        t = record["threshold"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= float(t) <= 1.0:
-            raise ValueError(f"threshold {t!r} is not a probability")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        log.warning("%s: ignored (%s); run `qa calibrate` again", f, e)
-        record = None
-    with _cache_lock:
-        _cache[str(f)] = (key, record)
-    return record

@@ -103,9 +103,10 @@ class SpanReader:
 
     @property
     def threshold(self) -> float:
+        """The model's own calibrated threshold (loads the model). Which threshold
+        an answer is held against is decided by ``Answerer.effective_threshold``."""
         self.warm_up()
-        t = self.config.min_score
-        return self.calibration.threshold if t is None else t
+        return self.calibration.threshold
 
     def run(self, questions: Sequence[str], passages: Sequence[Sequence[str]]) -> list[ReadResult]:
         """Read every question against its passages, all windows batched together."""
