@@ -19,7 +19,7 @@ The criterion: ``precision=P`` takes the lowest threshold whose precision is at
 least P (as many answers as that precision allows); ``max_withheld=W`` the
 highest threshold that hides at most W of the right answers; neither: the
 threshold with the best F1. The chosen threshold is stored with the index
-(``index_dir/calibration.json``) and used by ``ask``, the CLI and the app
+(``index_dir/threshold.json``, ``qa.store.threshold``) and used by ``ask``, the CLI and the app
 whenever a call names no ``min_score``.
 """
 

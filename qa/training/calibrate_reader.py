@@ -104,7 +104,7 @@ def predict(reader: SpanReader, data: Path, n_offtopic: int, batch: int = 32) ->
 
     from tqdm import tqdm
 
-    from qa.evaluation import squad_gold
+    from qa.evaluation.gold import squad_gold
     from qa.pipeline import QA
 
     val = validation_examples(data)
