@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 HOST    ?= 127.0.0.1
 PORT    ?= 7860
 
-.PHONY: run test install index eval browser-deps train-reader train-reader-full clean
+.PHONY: run test test-quick install index eval browser-deps train-reader train-reader-full clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ browser-deps:
 
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
+
+# The fast tests only: no real models, no browser, no Milvus Lite, no kill -9 trials.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not milvus and not kill"
 
 index: $(STAMP)
 	$(BIN)/python -m qa index seeds

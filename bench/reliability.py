@@ -62,7 +62,7 @@ def write_docs(folder: Path, n: int, start: int = 0, words: int = 40) -> list[Pa
 
 
 def fake_qa(index_dir):
-    from conftest import make_fake_qa
+    from fakes import make_fake_qa
 
     return make_fake_qa(index_dir=index_dir, corpus_dir=None)
 
@@ -95,7 +95,7 @@ if {real}:
     from qa.pipeline import QA
     q = QA(index_dir={idx!r}, corpus_dir=None); q.warm_up()
 else:
-    from conftest import make_fake_qa
+    from fakes import make_fake_qa
     q = make_fake_qa(index_dir={idx!r}, corpus_dir=None)
 demo = app.build_app(q)
 app.launch(demo, "127.0.0.1", {port}, max_file_bytes=q.settings.max_file_bytes, prevent_thread_lock=True, quiet=True)
@@ -326,7 +326,7 @@ def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path) -> 
 def bad_inputs(work: Path) -> dict:
     import math
 
-    from conftest import SEED_FILE, make_fake_qa
+    from fakes import SEED_FILE, make_fake_qa
     from qa.cli import main as cli_main
     from qa.errors import QAError
 

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conftest import make_fake_qa  # noqa: E402
+from fakes import make_fake_qa  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -111,6 +111,7 @@ def test_concurrent_writer_threads_and_a_stale_app_lose_nothing(tmp_path):
     assert {d.id for d, _ in fake_qa(idx).documents()} == want
 
 
+@pytest.mark.kill
 @pytest.mark.parametrize("trial", range(3))
 def test_kill_9_during_index_leaves_old_or_new_never_a_mix(tmp_path, trial):
     idx = tmp_path / "index"

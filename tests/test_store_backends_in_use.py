@@ -45,6 +45,7 @@ def test_candidate_fusion_past_exact_fusion_max(fake_models, write_docs, tmp_pat
         assert got[0] == want[0]
 
 
+@pytest.mark.milvus
 def test_milvus_lite_serves_and_drops_what_it_replaced(fake_models, write_docs, tmp_path):
     pytest.importorskip("milvus_lite", reason="milvus-lite is a declared dependency; missing here")
     from qa.store.backends.milvus import client

@@ -52,7 +52,8 @@ FACTORIES = {
 EXACT = {"faiss-flat", "milvus-lite"}
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+@pytest.fixture(params=[pytest.param(k, marks=pytest.mark.milvus) if k.startswith("milvus") else k
+                        for k in sorted(FACTORIES)])
 def make(request):
     """make(dim=DIM) -> a fresh, empty backend of the parametrized kind."""
     ctx = {"milvus_uri": lambda: request.getfixturevalue("milvus_uri")}
