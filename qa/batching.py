@@ -16,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,9 @@ class MicroBatcher:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self.batches: list[int] = []  # sizes of the batches answered (for tests and benchmarks)
+        #: sizes of the latest batches answered (for tests and benchmarks); bounded,
+        #: so a server that runs for weeks does not grow it
+        self.batches: deque[int] = deque(maxlen=1024)
 
     def ask(self, question: Any, history: Any = None, top_k: Any = None, min_score: Any = None):
         """Like ``QA.ask``: the Answer, or the ``QAError`` it would raise."""
@@ -108,8 +111,12 @@ class MicroBatcher:
             try:
                 answers = self.qa.ask_batch([r.question for r in reqs], [r.history for r in reqs],
                                             top_k=reqs[0].top_k, min_score=reqs[0].min_score)
-            except BaseException:  # noqa: BLE001 - one bad question: answer each alone for its own error
+            except Exception:  # noqa: BLE001 - one bad question: each is asked alone below and gets its own error
                 pass
+            except BaseException as e:  # shutting down: no caller may wait forever on its future
+                for r in reqs:
+                    r.future.set_exception(e)
+                raise
             else:
                 for r, a in zip(reqs, answers):
                     r.future.set_result(a)

@@ -195,10 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     s = with_index(sub.add_parser("index", help="build or update an index from files or folders"))
-    s.add_argument("paths", nargs="+", help=".txt or .md files, or folders of them")
+    s.add_argument("paths", nargs="+", help="files (.txt, .md, .pdf, .html, .docx) or folders of them")
     s.add_argument("--rebuild", action="store_true", help="replace the index with exactly these files")
     s.add_argument("--backend", choices=VECTOR_BACKEND_CHOICES,
-                   help="vector index for a new index (default auto: exact FAISS, HNSW above 50k chunks)")
+                   help="vector index for a new index (default auto: exact FAISS, HNSW past the store's ann_threshold "
+                        "chunks, 50,000 by default)")
     s.add_argument("--milvus-uri", help="with --backend milvus: a Milvus Lite file or http://host:19530")
     s.set_defaults(func=cmd_index)
 
