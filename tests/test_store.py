@@ -218,6 +218,19 @@ def test_corrupt_index(saved, name):
     assert "\n" not in msg, "one line, fit for `error: ...`"
 
 
+def test_a_bug_while_loading_is_not_reported_as_a_corrupt_index(saved, monkeypatch):
+    # Only unreadable or malformed files mean "corrupt; rebuild": a bug (or a backend
+    # server that is down) must surface as itself, not send the user to rebuild.
+    from qa.store.backends import VECTOR_BACKENDS
+
+    def broken_load(folder):
+        raise ZeroDivisionError("a bug in a backend")
+
+    monkeypatch.setattr(VECTOR_BACKENDS["faiss-flat"], "load", broken_load)
+    with pytest.raises(ZeroDivisionError):
+        load(saved)
+
+
 @pytest.mark.parametrize("pointer", ["snap-does-not-exist\n", "", "../elsewhere\n"])
 def test_bad_pointer(saved, pointer):
     (saved / POINTER).write_text(pointer)

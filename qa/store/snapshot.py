@@ -32,7 +32,8 @@ import numpy as np
 
 from qa._files import fsync_dir, sha256_text
 from qa.config import INDEX_FORMAT_VERSION, BM25Config
-from qa.errors import IndexCorruptError, IndexPermissionError, IndexStaleError
+from qa.errors import IndexCorruptError, IndexPermissionError, IndexStaleError, QAError
+from qa.store.backends import LEXICAL_BACKENDS, VECTOR_BACKENDS
 from qa.store.base import LexicalIndex, VectorIndex
 from qa.types import Chunk, Document, Locator
 
@@ -44,6 +45,12 @@ from qa.store.files import (
     remove_garbage,
     writer_lock,
 )
+
+
+#: What reading a damaged snapshot raises: OS errors, malformed JSON / arrays
+#: (ValueError, KeyError, TypeError, IndexError, EOFError), FAISS's RuntimeError
+#: on a broken index file, and qa's own refusals of bad contents.
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, RuntimeError, QAError)
 
 
 @dataclass
@@ -187,8 +194,6 @@ class IndexStore:
 
     @classmethod
     def _load_snapshot(cls, index_dir: Path, name: str) -> "IndexStore":
-        from qa.store.backends import LEXICAL_BACKENDS, VECTOR_BACKENDS
-
         snap = index_dir / name
         rebuild = f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
         try:
@@ -228,7 +233,7 @@ class IndexStore:
                 f"the index in {index_dir} cannot be read: permission denied for "
                 f"{getattr(e, 'filename', None) or snap}; check the permissions of {index_dir} "
                 "(it is not corrupt)") from e
-        except Exception as e:  # any unreadable or malformed file
+        except _UNREADABLE as e:  # an unreadable or malformed file (a bug in qa is not reported as corruption)
             detail = " ".join(str(e).split())[:300]  # one line, even for faiss's multi-line messages
             raise IndexCorruptError(f"the index in {index_dir} is corrupt ({type(e).__name__}: {detail}); {rebuild}") from e
         ids = list(documents)
