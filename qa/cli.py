@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from qa.config import VECTOR_BACKEND_CHOICES
 from qa.errors import QAError
-from qa.formatting import location
+from qa.formatting import guess_first, location
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -67,9 +67,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         # Below the threshold: still show where the answer probably is, marked as a guess.
         print(f"Low-confidence guess (not an answer): {a.best_candidate}   (confidence {a.score:.2f}, "
               f"threshold {a.threshold:.2f})")
-        lead = a.best_candidate_citation
-        cites = [lead] + [c for c in a.citations if (c.doc_id, c.start, c.end) != (lead.doc_id, lead.start, lead.end)
-                          and not (c.doc_id == lead.doc_id and c.start <= lead.start and lead.end <= c.end)][:2]
+        cites = guess_first(a.best_candidate_citation, a.citations)[:3]
     for n, c in enumerate(cites, start=1):
         text = c.text
         if c.answer_start >= 0:

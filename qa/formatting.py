@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import asdict
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from qa.types import Answer, Citation, Document
 
@@ -46,6 +46,14 @@ def highlight(c: Citation) -> str:
 def location(c: Citation) -> str:
     """"p. 7", "§ Installation", both, or "" (plain text has neither)."""
     return " · ".join(x for x in (f"p. {c.page}" if c.page else "", f"§ {c.section}" if c.section else "") if x)
+
+
+def guess_first(lead: Citation, citations: Sequence[Citation]) -> list[Citation]:
+    """The citations to show for a low-confidence guess: the guess's own passage
+    first, then the others, less those that hold the guess again (overlapping
+    chunks). One rule for the chat and the CLI."""
+    return [lead] + [c for c in citations if not (c.doc_id == lead.doc_id and c.start <= lead.start
+                                                  and lead.end <= c.end)]
 
 
 def _source_line(c: Citation, documents: Mapping[str, Document] | None, score: bool) -> str:
@@ -92,8 +100,7 @@ def format_answer(answer: Answer, documents: Mapping[str, Document] | None = Non
         parts.append('<div class="qa-lowconf"><span class="qa-lowconf-tag">Low confidence</span> '
                      f'Possible answer: <span class="qa-guess">{_esc(answer.best_candidate)}</span> '
                      f'<span class="qa-lowconf-score">(confidence {answer.score:.0%}{threshold})</span></div>')
-        cites = [lead] + [c for c in cites if not (c.doc_id == lead.doc_id and c.start <= lead.start
-                                                     and lead.end <= c.end)]
+        cites = guess_first(lead, cites)
         label, summary = "Where the answer may be (low confidence)", "Other passages"
     else:
         reason = answer.no_answer_reason.strip()
