@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Callable, Sequence
@@ -81,6 +82,36 @@ def retrieval_query(question: str, history: History | None, turns: int) -> str:
         return question
     context = " ".join(f"{q} {a}" for q, a in list(history)[-turns:])
     return f"{question} {context}"
+
+
+_PERSONAL = re.compile(r"\b(he|she|him|her|his)\b", re.IGNORECASE)
+_NAME = re.compile(r"(?:[A-Z][\w'.-]*\s+)*[A-Z][\w'.-]*")
+
+
+def antecedent(history: History | None) -> str | None:
+    """Whom "he" or "she" in a follow-up most likely means: the answer to a
+    "who" question, else the last proper name in the previous question.
+
+    The reader sees one question and one passage; a bare "he" there gets
+    matched to whichever person the passage names first, so the follow-up is
+    read with the person put back in.
+    """
+    if not history:
+        return None
+    q, a = list(history)[-1]
+    if re.match(r"\s*(who|whom|whose)\b", q, re.IGNORECASE):
+        return a.strip() or None  # a declined "who" leaves no one to point at
+    names = [m.group(0) for m in _NAME.finditer(q) if m.start() > 0]
+    return names[-1] if names else None
+
+
+def reader_question(question: str, history: History | None) -> str:
+    """The question as the reader reads it: personal pronouns replaced by their
+    antecedent (``antecedent``); retrieval still gets ``retrieval_query``."""
+    who = antecedent(history)
+    if not who or any(w in question for w in who.split() if w[:1].isupper()):
+        return question  # the question names the person itself
+    return _PERSONAL.sub(lambda m: who + "'s" if m.group(1).lower() == "his" else who, question)
 
 
 def check_question(question: Any, limit: int) -> str:
@@ -209,7 +240,8 @@ class Answerer:
               mode: str | None) -> tuple[list[list[Passage]], list[ReadResult]]:
         hits = self._retrieve(store, qs, histories, k, mode)
         passages = [merge_hits(store, h) for h in hits]
-        return passages, self.reader.run(qs, [[p.text for p in ps] for ps in passages])
+        read_qs = [reader_question(q, h) for q, h in zip(qs, histories)]
+        return passages, self.reader.run(read_qs, [[p.text for p in ps] for ps in passages])
 
     def retrieve(self, questions: Sequence[str], top_k: int | None = None,
                  mode: str | None = None) -> list[list[Chunk]]:

@@ -11,6 +11,7 @@ import pytest
 import qa
 from qa import errors
 from qa.config import BM25Config, Settings
+from qa.answering import antecedent, reader_question
 from qa.pipeline import QA, merge_hits, retrieval_query
 from qa.retrieval import Hit
 from qa.store import IndexStore
@@ -158,6 +159,20 @@ def test_merge_hits_on_real_chunks(tiny_store):
             if x is not y and x.doc_id == y.doc_id:
                 assert x.end < y.start or y.end < x.start
     assert sum(len(p.chunks) for p in merged) == len(tiny_store)
+
+
+def test_reader_question_puts_the_person_back():
+    who = [("Who commanded the 58th Combined Arms Army?", "General Popov")]
+    assert reader_question("Whom did he accuse of treason?", who) == "Whom did General Popov accuse of treason?"
+    assert reader_question("What was his rank?", who) == "What was General Popov's rank?"
+    # the person named in the previous question when it was not a "who" question
+    assert antecedent([("Which army did Popov command?", "the 58th Combined Arms Army")]) == "Popov"
+    # no history, a declined "who", a question naming the person already: unchanged
+    assert reader_question("Whom did he accuse?", None) == "Whom did he accuse?"
+    assert reader_question("Whom did he accuse?", [("Who led it?", "")]) == "Whom did he accuse?"
+    assert reader_question("Did Popov say he was dismissed?", who) == "Did Popov say he was dismissed?"
+    # words that merely contain a pronoun are left alone
+    assert reader_question("Where is the shed?", who) == "Where is the shed?"
 
 
 def test_retrieval_query():
