@@ -115,6 +115,11 @@ class RetrievalConfig:
     fusion_candidates: int = 100  # beyond it: top-C of each signal, z-scored with corpus statistics
     rrf_dense_weight: float = 1.0
     rrf_bm25_weight: float = 1.0
+    # hybrid: chunks at this cosine or above are near-duplicates (a PDF's boilerplate
+    # on every page): one top-k slot per group, and one weight in the z-score
+    # statistics up to duplicate_stats_max chunks (qa.fusion; None: off)
+    duplicate_cosine: float | None = 0.95
+    duplicate_stats_max: int = 4096
 
     def __post_init__(self) -> None:
         if self.mode not in RETRIEVAL_MODES:
@@ -127,6 +132,8 @@ class RetrievalConfig:
             raise ConfigError("retrieval weights must be >= 0")
         if self.dense_weight + self.bm25_weight <= 0:
             raise ConfigError("retrieval.dense_weight + retrieval.bm25_weight must be > 0")
+        if self.duplicate_cosine is not None and not 0.0 < self.duplicate_cosine <= 1.0:
+            raise ConfigError("retrieval.duplicate_cosine must be in (0, 1], or None to keep duplicates")
 
 
 @dataclass(frozen=True)

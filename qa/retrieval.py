@@ -9,7 +9,8 @@ which rank fusion cannot see (measured recall per mode: README "Retrieval");
 "rrf" keeps weighted reciprocal rank fusion selectable. The retriever talks
 to the store only through its vector and lexical index interfaces
 (``qa.store.base``); scores are computed for a batch of questions at once and
-the top k picked with ``argpartition``.
+the top k picked with ``argpartition``. The arithmetic (z-scores, top k,
+near-duplicate groups, candidate fusion) is pure NumPy in ``qa.fusion``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 
 from qa.config import RETRIEVAL_MODES, RetrievalConfig
 from qa.errors import RetrievalModeError
+from qa.fusion import (DenseStats, candidate_hybrid, duplicate_groups, fused_scores, group_weights,
+                       one_per_group, top_rows, zscore)  # noqa: F401 (zscore: re-exported)
 
 
 @dataclass(frozen=True)
@@ -72,31 +75,10 @@ def bm25_scores(store: Any, queries: list[str]) -> np.ndarray:
     return out
 
 
-def zscore(scores: np.ndarray) -> np.ndarray:
-    """Row-wise (x - mean) / std; a constant row becomes zeros."""
-    mean = scores.mean(axis=1, keepdims=True)
-    std = scores.std(axis=1, keepdims=True)
-    return np.where(std > 1e-9, (scores - mean) / np.maximum(std, 1e-9), 0.0).astype(np.float32)
-
-
-def fused_scores(dense: np.ndarray, lexical: np.ndarray, dense_weight: float, bm25_weight: float) -> np.ndarray:
-    """Weighted sum of z-normalised dense and BM25 scores, [n_queries, n_chunks]."""
-    return dense_weight * zscore(dense) + bm25_weight * zscore(lexical)
-
-
 def top_hits(scores: np.ndarray, k: int) -> list[list[Hit]]:
     """The k best rows of each score vector, best first (ties: lower row first)."""
-    n = scores.shape[1]
-    k = min(k, n)
-    if k == 0:
-        return [[] for _ in range(len(scores))]
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(scores), 1))
-    out = []
-    for row_scores, cand in zip(scores, part):
-        cand = np.sort(cand)  # stable tie order by row
-        order = cand[np.argsort(-row_scores[cand], kind="stable")]
-        out.append([Hit(int(r), float(row_scores[r])) for r in order])
-    return out
+    cols, vals = top_rows(scores, k)
+    return [[Hit(int(r), float(v)) for r, v in zip(rr, vv)] for rr, vv in zip(cols, vals)]
 
 
 def rrf(lists: list[list[Hit]], weights: list[float], k: int) -> list[Hit]:
@@ -108,14 +90,21 @@ def rrf(lists: list[list[Hit]], weights: list[float], k: int) -> list[Hit]:
     return [Hit(r, s) for r, s in sorted(fused.items(), key=lambda x: (-x[1], x[0]))]
 
 
-def dense_stats(store: Any):
+def dense_stats(store: Any) -> DenseStats:
     """Corpus statistics of the cosine for candidate fusion, sampled once per snapshot."""
-    from qa.store.backends.candidates import DenseStats
-
     stats = getattr(store, "_dense_stats", None)
     if stats is None:
         stats = store._dense_stats = DenseStats.from_index(store.vectors)
     return stats
+
+
+def index_duplicate_groups(store: Any, threshold: float) -> np.ndarray:
+    """Near-duplicate group of every row of the snapshot (``qa.fusion.duplicate_groups``),
+    computed once per snapshot and threshold."""
+    cached = getattr(store, "_duplicate_groups", None)
+    if cached is None or cached[0] != threshold:
+        cached = store._duplicate_groups = (threshold, duplicate_groups(store.chunk_vectors(), threshold))
+    return cached[1]
 
 
 class Retriever:
@@ -146,26 +135,41 @@ class Retriever:
                 for d, b in zip(dense, lexical)
             ]
         # hybrid: score fusion over every chunk, a block of questions at a time
-        # (block x chunks floats stay small however many questions come in).
+        # (block x chunks floats stay small however many questions come in), or
+        # over each signal's candidates for a large index; then near-duplicates
+        # keep one slot each (qa.fusion).
         qvecs = self.embedder.run(queries)
+        dup = cfg.duplicate_cosine
+        pool = top_k if dup is None else top_k * 3 + 10
+        labels = None
+        if dup is not None and len(store) <= cfg.duplicate_stats_max:
+            labels = index_duplicate_groups(store, dup)
         if len(store) > cfg.exact_fusion_max:
-            return self._candidate_hybrid(store, qvecs, queries, top_k)
+            scores, ids = candidate_hybrid(store.vectors, store.lexical, qvecs, list(queries), pool,
+                                           candidates=cfg.fusion_candidates, dense_weight=cfg.dense_weight,
+                                           bm25_weight=cfg.bm25_weight, dense_stats=dense_stats(store))
+            rows, vals = store.rows(ids), scores
+        else:
+            weights = group_weights(labels) if labels is not None else None
+            block = max(1, min(len(queries), 4_000_000 // max(1, len(store))))
+            parts = []
+            for a in range(0, len(queries), block):
+                dense = dense_scores(store, qvecs[a : a + block])
+                lexical = bm25_scores(store, queries[a : a + block])
+                parts.append(top_rows(fused_scores(dense, lexical, cfg.dense_weight, cfg.bm25_weight, weights), pool))
+            rows = np.concatenate([r for r, _ in parts])
+            vals = np.concatenate([v for _, v in parts])
         out: list[list[Hit]] = []
-        block = max(1, min(len(queries), 4_000_000 // max(1, len(store))))
-        for a in range(0, len(queries), block):
-            dense = dense_scores(store, qvecs[a : a + block])
-            lexical = bm25_scores(store, queries[a : a + block])
-            out.extend(top_hits(fused_scores(dense, lexical, cfg.dense_weight, cfg.bm25_weight), top_k))
+        for rr, vv in zip(rows, vals):
+            score_of = {int(r): float(v) for r, v in zip(rr, vv) if r >= 0}
+            if dup is None:
+                keep = [r for r in rr.tolist() if r >= 0][:top_k]
+            else:
+                valid = rr[rr >= 0]
+                if labels is not None:
+                    groups = labels[valid]
+                else:  # a large index: groups among this question's pool only
+                    groups = valid[duplicate_groups(store.vectors.get(store.chunk_ids[valid]), dup)]
+                keep = one_per_group(valid, groups, top_k).tolist()
+            out.append([Hit(r, score_of[r]) for r in keep])
         return out
-
-    def _candidate_hybrid(self, store: Any, qvecs: np.ndarray, queries: list[str], top_k: int) -> list[list[Hit]]:
-        """Hybrid fusion for large (or approximate) indexes: the top candidates of
-        each signal, z-scored with corpus statistics (measured on SQuAD dev: the
-        same top-1 as all-chunk fusion for 99.7% of questions; docs/scale.md)."""
-        from qa.store.backends.candidates import candidate_hybrid
-
-        cfg = self.config
-        scores, ids = candidate_hybrid(store.vectors, store.lexical, qvecs, list(queries), top_k,
-                                       candidates=cfg.fusion_candidates, dense_weight=cfg.dense_weight,
-                                       bm25_weight=cfg.bm25_weight, dense_stats=dense_stats(store))
-        return _hits(store, scores, ids)
