@@ -271,7 +271,7 @@ class Answerer:
         cal = self.reader.calibration
         contexts = [p.text for p in passages]
         retrieval = [p.retrieval_score for p in passages]
-        ranked = rank_candidates(result, cal, contexts, retrieval)
+        ranked = rank_candidates(result, cal, contexts, retrieval, question)
         best_by_passage: dict[int, float] = {}
         for cand in ranked:  # best first: the first seen per passage is its best
             if cand.span.passage not in best_by_passage:

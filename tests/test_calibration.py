@@ -44,9 +44,9 @@ def test_a_malformed_choice_model_is_a_model_error(tmp_path):
 def synthetic_predictions(seed: int = 0) -> dict:
     """Validation-shaped candidates where the right answer sits in the passage
     retrieval ranks first, while a wrong one in another passage often has the
-    larger raw margin: a choice model should learn to prefer retrieval."""
+    larger raw margin: a choice model should learn to prefer the first passage."""
     rng = random.Random(seed)
-    settings: dict[str, list[dict]] = {"reader": [], "open": [], "offtopic": []}
+    settings: dict[str, list[dict]] = {name: [] for name in cr.SETTINGS}
     articles = ["Huguenot", "Oxygen", "Teacher"]
     for i in range(150):
         title = articles[i % 3]
@@ -57,15 +57,19 @@ def synthetic_predictions(seed: int = 0) -> dict:
         s1 = [ctx1.index(wrong), ctx1.index(wrong) + len(wrong), m_wrong, 0.0, 1]
         answerable = i % 10 != 0
         answers = [right] if answerable else []
-        settings["open"].append({"id": f"o{i}", "title": title, "answers": answers, "contexts": [ctx0, ctx1],
-                                 "retrieval": [rng.gauss(2.0, 0.3), rng.gauss(0.5, 0.3)], "spans": [s1, s0]})
-        settings["reader"].append({"id": f"r{i}", "title": title, "answers": answers, "contexts": [ctx0],
+        for name in ("open", "article"):
+            settings[name].append({"id": f"{name}{i}", "title": title, "question": f"what is {right}?",
+                                   "answers": answers, "contexts": [ctx0, ctx1],
+                                   "retrieval": [rng.gauss(2.0, 0.3), rng.gauss(0.5, 0.3)], "spans": [s1, s0]})
+        settings["reader"].append({"id": f"r{i}", "title": title, "question": f"what is {right}?", "answers": answers, "contexts": [ctx0],
                                    "retrieval": None, "spans": [[*s0[:2], m_right + 1.0, 0.0, 0]]})
     for i in range(60):
         ctx = f"nothing about q{i}"
-        settings["offtopic"].append({"id": f"x{i}", "title": f"offtopic-{i % 3}", "answers": [], "contexts": [ctx],
-                                     "retrieval": [rng.gauss(-1.0, 0.3)],
-                                     "spans": [[0, 7, rng.gauss(1.0, 1.0), 0.0, 0]]})
+        for name in ("offtopic", "offtopic_article", "offtopic_paragraph"):
+            settings[name].append({"id": f"x{i}", "title": f"offtopic-{i % 3}", "question": f"what about q{i}?",
+                                   "answers": [], "contexts": [ctx],
+                                   "retrieval": None if name == "offtopic_paragraph" else [rng.gauss(-1.0, 0.3)],
+                                   "spans": [[0, 7, rng.gauss(1.0, 1.0), 0.0, 0]]})
     return settings
 
 
@@ -76,17 +80,25 @@ def test_calibrate_reader_fits_a_choice_model_that_beats_the_margin_and_stores_i
     cache = tmp_path / "preds.json"
     cache.write_text(json.dumps({"version": cr.CACHE_VERSION, "weights": cr.weights_fingerprint(model_dir),
                                  "n_offtopic": 60, "settings": synthetic_predictions()}))
-    assert cr.main(["--model", str(model_dir), "--predictions", str(cache), "--offtopic", "60"]) == 0
+    plot = tmp_path / "sizes.png"
+    assert cr.main(["--model", str(model_dir), "--predictions", str(cache), "--offtopic", "60",
+                    "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "re-using the predictions" in out and "leave-one-article-out" in out
     saved = json.loads((model_dir / "calibration.json").read_text())
-    assert saved["validation"]["open"]["kept"] == "model"
-    assert saved["validation"]["open"]["model"]["best_f1"] > saved["validation"]["open"]["margin"]["best_f1"] + 20
+    assert saved["validation"]["kept"] == "model"
+    assert saved["validation"]["model"]["best_f1"] > saved["validation"]["margin"]["best_f1"] + 20
     assert 0.0 <= saved["threshold"] <= 1.0 and saved["fitted_on"] == ["Huguenot", "Oxygen", "Teacher"]
+    assert set(saved["by_size"]) == {"one paragraph", "one article", "three articles"}
+    assert all(0.0 <= r["ece"] <= 1.0 and r["offtopic"] == 60 for r in saved["by_size"].values())
+    assert plot.stat().st_size > 1000
     cal = Calibration.load(model_dir)
-    assert "open" in cal.choice
+    assert cal.choice["open"] == cal.choice["reader"]  # one size-free model
+    assert not cal.choice["open"].uses_retrieval
     coef = dict(zip(cal.choice["open"].features, cal.choice["open"].coef))
-    assert coef["retrieval"] > 0  # learned: the better-retrieved passage holds the answer
+    assert coef["passage_rank"] < 0  # learned: the first-retrieved passage holds the answer
+    with pytest.raises(SystemExit):  # retrieval scores are refused
+        cr.main(["--model", str(model_dir), "--predictions", str(cache), "--features", "margin,retrieval"])
     # Applied to a new question shaped like the training ones, it picks the right passage.
     ctx = ["the answer is yes here", "maybe no there"]
     spans = [Span(ctx[1].index("no"), ctx[1].index("no") + 2, 3.0, 0.0, 1),
@@ -105,7 +117,7 @@ def test_predictions_made_with_other_weights_are_not_reused(tmp_path, monkeypatc
     monkeypatch.setattr(cr, "predict", lambda *a, **k: called.append(1) or synthetic_predictions(1))
     monkeypatch.setattr(cr, "SpanReader", lambda *a, **k: None)
     data = cr.load_or_predict(model_dir, tmp_path, cache, 60)
-    assert called and len(data["open"]) == 150
+    assert called and len(data["open"]) == 150 and set(data) == set(cr.SETTINGS)
     assert json.loads(cache.read_text())["weights"] == cr.weights_fingerprint(model_dir)
 
 

@@ -117,3 +117,21 @@ def test_the_pipeline_answers_from_the_passage_the_choice_model_prefers(tiny_doc
     assert doc.text[c.answer_start:c.answer_end] == chosen.answer
     assert chosen.best_candidate == chosen.answer and chosen.best_candidate_citation == c
     assert chosen.score == pytest.approx(c.score)
+
+
+def test_question_coverage_of_the_answer_sentence_by_hand():
+    ctx = "Popov led the 58th Army. He was dismissed in July. Gerasimov signed the order."
+    j, i = ctx.index("Gerasimov"), ctx.index("July")
+    res = ReadResult([Span(j, j + 9, 5.0, 1.0, 0), Span(i, i + 4, 4.0, 1.0, 0)], 0.0)
+    q = "Who signed the order dismissing Popov?"  # content words: signe, order, dismi, popov
+    signer, month = candidate_features(res, [ctx], None, q)
+    assert signer["q_overlap"] == pytest.approx(2 / 4)  # "signed", "order" in its sentence
+    assert month["q_overlap"] == pytest.approx(1 / 4)  # "dismissed"
+    # with the neighbouring sentence: only "popov" (two sentences away) is missing for
+    # the signer; the month's neighbours hold all four words
+    assert signer["q_missing"] == pytest.approx(math.log1p(1)) and month["q_missing"] == 0.0
+    far = candidate_features(res, [ctx], None, "Who signed the treaty in Minsk?")[0]
+    assert far["q_missing"] == pytest.approx(math.log1p(2))  # "treat", "minsk"
+    # without the question the features are 0 (and the other features unchanged)
+    plain = candidate_features(res, [ctx], None)[0]
+    assert plain["q_overlap"] == plain["q_missing"] == 0.0 and plain["margin"] == signer["margin"]

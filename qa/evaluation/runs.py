@@ -130,7 +130,7 @@ def run_reader(reader: Any, run: Run, batch_size: int, cache: dict[str, Any] | N
                 results = fresh
             for g, r in zip(part, results):
                 ctx = g.context or ""
-                span, prob = choose(r, reader.calibration, 0.0, contexts=[ctx])  # threshold applied later
+                span, prob = choose(r, reader.calibration, 0.0, contexts=[ctx], question=g.question)  # threshold later
                 run.candidates.append(ctx[span.start:span.end] if span else "")
                 run.scores.append(prob)
                 run.in_read.append(True if g.answerable else None)  # the gold paragraph is given

@@ -55,12 +55,41 @@ FEATURES: tuple[str, ...] = (
     "retrieval",    # the passage's retrieval score
     "retrieval_gap",  # best retrieval score of the question - this passage's
     "passage_rank",  # log(1 + rank of the passage in retrieval order)
+    "q_overlap",    # share of the question's content words in the answer's sentence
+    "q_missing",    # log(1 + question content words found neither in that sentence nor its neighbours)
 )
 READER_FEATURES: tuple[str, ...] = FEATURES[:6]  # a passage given alone: no retrieval evidence
-OPEN_FEATURES: tuple[str, ...] = FEATURES
+OPEN_FEATURES: tuple[str, ...] = FEATURES[:9]
+#: Evidence that means the same however many chunks the index holds: the
+#: reader's, the passage's rank, and how much of the question the answer's
+#: sentence covers; no retrieval scores (their scale moves with corpus size).
+#: One model serves both settings (a passage given alone has rank 0).
+SIZE_FREE_FEATURES: tuple[str, ...] = FEATURES[:6] + ("passage_rank", "q_overlap", "q_missing")
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ARTICLES = {"a", "an", "the"}
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+#: Question words that carry no content (the question's form, not its topic).
+_STOP = frozenset("""a an the of in on at to for by with from as and or but is are was were be been being do does did
+has have had what which who whom whose when where why how many much long old this that these those it its
+he she they them his her their there than then into about after before during over under not no s""".split())
+
+
+def _stem(w: str) -> str:
+    """A crude stem (first five letters): "replaced" and "replacing" meet, no library needed."""
+    return w[:5]
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def _sentences_around(context: str, start: int, end: int) -> tuple[str, str]:
+    """(the sentence(s) holding [start, end), that with one sentence either side)."""
+    cuts = [0] + [m.end() for m in _SENTENCE_END.finditer(context)] + [len(context)]
+    i = max(k for k, c in enumerate(cuts[:-1]) if c <= start)
+    j = min((k for k, c in enumerate(cuts) if c >= end), default=len(cuts) - 1)
+    return context[cuts[i]:cuts[j]], context[cuts[max(0, i - 1)]:cuts[min(len(cuts) - 1, j + 1)]]
 
 
 def _norm(text: str) -> str:
@@ -108,7 +137,7 @@ class ChoiceModel:
 
     @property
     def uses_retrieval(self) -> bool:
-        return any(f.startswith("retrieval") or f == "passage_rank" for f in self.features)
+        return any(f.startswith("retrieval") for f in self.features)
 
     def candidate_probability(self, feats: Mapping[str, float]) -> float:
         z = self.intercept
@@ -193,12 +222,15 @@ class Candidate:
 
 
 def candidate_features(result: ReadResult, contexts: Sequence[str] | None = None,
-                       retrieval_scores: Sequence[float] | None = None) -> list[dict[str, float]]:
+                       retrieval_scores: Sequence[float] | None = None,
+                       question: str | None = None) -> list[dict[str, float]]:
     """Feature values of every span of ``result`` (in ``result.spans`` order).
 
     ``contexts`` are the passage texts the spans point into (for the answer's
-    length and agreement); ``retrieval_scores`` the passages' retrieval scores
-    in retrieval order (a passage's index is its rank)."""
+    length, agreement and sentence); ``retrieval_scores`` the passages' retrieval
+    scores in retrieval order (a passage's index is its rank); ``question`` for
+    the question's coverage by the answer's sentence (an answer to another
+    question often sits in a sentence that lacks one of this question's words)."""
     spans = result.spans
     if not spans:
         return []
@@ -211,9 +243,17 @@ def candidate_features(result: ReadResult, contexts: Sequence[str] | None = None
         if t:
             counts[t] = counts.get(t, 0) + 1
     top_ret = max(retrieval_scores) if retrieval_scores else 0.0
+    q_words = content_words(question) if question else set()
     out = []
     for i, s in enumerate(spans):
         ret = float(retrieval_scores[s.passage]) if retrieval_scores else 0.0
+        overlap = missing = 0.0
+        if q_words and contexts is not None:
+            sentence, around = _sentences_around(contexts[s.passage], s.start, s.end)
+            answer = content_words(contexts[s.passage][s.start:s.end])
+            asked = q_words - answer or q_words
+            overlap = len(asked & content_words(sentence)) / len(asked)
+            missing = math.log1p(len(asked - content_words(around)))
         out.append({
             "margin": s.margin,
             "null": s.null_score,
@@ -224,12 +264,15 @@ def candidate_features(result: ReadResult, contexts: Sequence[str] | None = None
             "retrieval": ret,
             "retrieval_gap": top_ret - ret,
             "passage_rank": math.log1p(s.passage),
+            "q_overlap": overlap,
+            "q_missing": missing,
         })
     return out
 
 
 def rank_candidates(result: ReadResult, calibration: Calibration, contexts: Sequence[str] | None = None,
-                    retrieval_scores: Sequence[float] | None = None) -> list[Candidate]:
+                    retrieval_scores: Sequence[float] | None = None,
+                    question: str | None = None) -> list[Candidate]:
     """Every candidate with its probability, best first.
 
     With a choice model for the setting (``retrieval_scores`` given: ``open``,
@@ -244,7 +287,7 @@ def rank_candidates(result: ReadResult, calibration: Calibration, contexts: Sequ
     if model is None:
         cands = [Candidate(s, calibration.probability(s.margin)) for s in result.spans]
         return sorted(cands, key=lambda c: -c.span.margin)
-    feats = candidate_features(result, contexts, retrieval_scores)
+    feats = candidate_features(result, contexts, retrieval_scores, question)
     cands = [Candidate(s, model.candidate_probability(f), f) for s, f in zip(result.spans, feats)]
     return sorted(cands, key=lambda c: (-c.probability, -c.span.margin))
 
@@ -261,22 +304,24 @@ def answer_probability(candidate: Candidate, calibration: Calibration, contexts:
 
 def choose(result: ReadResult, calibration: Calibration, threshold: float,
            contexts: Sequence[str] | None = None,
-           retrieval_scores: Sequence[float] | None = None) -> tuple[Span | None, float]:
+           retrieval_scores: Sequence[float] | None = None,
+           question: str | None = None) -> tuple[Span | None, float]:
     """The answer span (None: "not in the documents") and its probability.
 
     The one place that decides between answering and abstaining, shared by
     ``QA.ask`` and the evaluation so both measure the same behaviour. Without
     ``contexts`` the best raw margin wins (the plain calibration)."""
-    best, prob = choose_best(result, calibration, contexts, retrieval_scores)
+    best, prob = choose_best(result, calibration, contexts, retrieval_scores, question)
     if best is None:
         return None, 0.0
     return (best.span if prob >= threshold else None), prob
 
 
 def choose_best(result: ReadResult, calibration: Calibration, contexts: Sequence[str] | None = None,
-                retrieval_scores: Sequence[float] | None = None) -> tuple[Candidate | None, float]:
+                retrieval_scores: Sequence[float] | None = None,
+                question: str | None = None) -> tuple[Candidate | None, float]:
     """The best candidate whatever the threshold, and its answer probability."""
-    ranked = rank_candidates(result, calibration, contexts, retrieval_scores)
+    ranked = rank_candidates(result, calibration, contexts, retrieval_scores, question)
     if not ranked:
         return None, 0.0
     return ranked[0], answer_probability(ranked[0], calibration, contexts, retrieval_scores)

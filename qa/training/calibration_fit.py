@@ -28,6 +28,7 @@ class Question:
     contexts: list[str]
     retrieval: list[float] | None
     spans: list[Span]
+    question: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -65,7 +66,7 @@ def fit_choice(questions: Sequence[Question], features: Sequence[str], c: float 
     """The choice model over every candidate of ``questions``, then the Platt step over the winners."""
     rows, labels = [], []
     for q in questions:
-        feats = candidate_features(ReadResult(q.spans, 0.0), q.contexts, q.retrieval)
+        feats = candidate_features(ReadResult(q.spans, 0.0), q.contexts, q.retrieval, q.question)
         for s, f in zip(q.spans, feats):
             rows.append([f[k] for k in features])
             labels.append(candidate_f1(q, s) >= 0.5)
@@ -90,7 +91,7 @@ def fit_choice(questions: Sequence[Question], features: Sequence[str], c: float 
 
 
 def _rank(model: ChoiceModel, q: Question) -> list[tuple[Span, float, dict]]:
-    feats = candidate_features(ReadResult(q.spans, 0.0), q.contexts, q.retrieval)
+    feats = candidate_features(ReadResult(q.spans, 0.0), q.contexts, q.retrieval, q.question)
     scored = [(s, model.candidate_probability(f), f) for s, f in zip(q.spans, feats)]
     return sorted(scored, key=lambda t: (-t[1], -t[0].margin))
 
