@@ -119,7 +119,7 @@ class RetrievalConfig:
     # on every page): one top-k slot per group, and one weight in the z-score
     # statistics up to duplicate_stats_max chunks (qa.fusion; None: off)
     duplicate_cosine: float | None = 0.95
-    duplicate_stats_max: int = 4096
+    duplicate_stats_max: int = 1024  # grouping a whole index: ~0.1 s once per snapshot at 1,024 (bench/small_corpus.py)
 
     def __post_init__(self) -> None:
         if self.mode not in RETRIEVAL_MODES:
