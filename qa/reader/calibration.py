@@ -30,6 +30,7 @@ A user's own operating point (``qa calibrate``) is stored with the index
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -84,11 +85,15 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def _sentences_around(context: str, start: int, end: int) -> tuple[str, str]:
+def _sentence_cuts(context: str) -> list[int]:
+    return [0] + [m.end() for m in _SENTENCE_END.finditer(context)] + [len(context)]
+
+
+def _sentences_around(context: str, start: int, end: int, cuts: list[int] | None = None) -> tuple[str, str]:
     """(the sentence(s) holding [start, end), that with one sentence either side)."""
-    cuts = [0] + [m.end() for m in _SENTENCE_END.finditer(context)] + [len(context)]
-    i = max(k for k, c in enumerate(cuts[:-1]) if c <= start)
-    j = min((k for k, c in enumerate(cuts) if c >= end), default=len(cuts) - 1)
+    cuts = _sentence_cuts(context) if cuts is None else cuts
+    i = max(bisect.bisect_right(cuts, start) - 1, 0)
+    j = min(bisect.bisect_left(cuts, end), len(cuts) - 1)
     return context[cuts[i]:cuts[j]], context[cuts[max(0, i - 1)]:cuts[min(len(cuts) - 1, j + 1)]]
 
 
@@ -244,12 +249,16 @@ def candidate_features(result: ReadResult, contexts: Sequence[str] | None = None
             counts[t] = counts.get(t, 0) + 1
     top_ret = max(retrieval_scores) if retrieval_scores else 0.0
     q_words = content_words(question) if question else set()
+    cuts: dict[int, list[int]] = {}
     out = []
     for i, s in enumerate(spans):
         ret = float(retrieval_scores[s.passage]) if retrieval_scores else 0.0
         overlap = missing = 0.0
         if q_words and contexts is not None:
-            sentence, around = _sentences_around(contexts[s.passage], s.start, s.end)
+            ctx = contexts[s.passage]
+            if s.passage not in cuts:
+                cuts[s.passage] = _sentence_cuts(ctx)
+            sentence, around = _sentences_around(ctx, s.start, s.end, cuts[s.passage])
             answer = content_words(contexts[s.passage][s.start:s.end])
             asked = q_words - answer or q_words
             overlap = len(asked & content_words(sentence)) / len(asked)

@@ -7,6 +7,7 @@ after a change of features or rule takes seconds, not a re-read.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
@@ -37,6 +38,16 @@ class Question:
     def text(self, s: Span) -> str:
         return self.contexts[s.passage][s.start:s.end]
 
+    @functools.cached_property
+    def features(self) -> list[dict[str, float]]:
+        """Every span's choice features (computed once: cross-validation refits many times)."""
+        return candidate_features(ReadResult(self.spans, 0.0), self.contexts, self.retrieval, self.question)
+
+    @functools.cached_property
+    def f1s(self) -> list[float]:
+        """Every span's F1 against the gold answers (0 for an unanswerable question)."""
+        return [squad.best_scores(self.text(s), self.answers)[1] if self.answers else 0.0 for s in self.spans]
+
 
 # --- fitting ---------------------------------------------------------------------------
 
@@ -66,10 +77,9 @@ def fit_choice(questions: Sequence[Question], features: Sequence[str], c: float 
     """The choice model over every candidate of ``questions``, then the Platt step over the winners."""
     rows, labels = [], []
     for q in questions:
-        feats = candidate_features(ReadResult(q.spans, 0.0), q.contexts, q.retrieval, q.question)
-        for s, f in zip(q.spans, feats):
+        for f, f1 in zip(q.features, q.f1s):
             rows.append([f[k] for k in features])
-            labels.append(candidate_f1(q, s) >= 0.5)
+            labels.append(f1 >= 0.5)
     x = np.asarray(rows, dtype=float)
     y = np.asarray(labels)
     mean = x.mean(axis=0)
@@ -91,8 +101,7 @@ def fit_choice(questions: Sequence[Question], features: Sequence[str], c: float 
 
 
 def _rank(model: ChoiceModel, q: Question) -> list[tuple[Span, float, dict]]:
-    feats = candidate_features(ReadResult(q.spans, 0.0), q.contexts, q.retrieval, q.question)
-    scored = [(s, model.candidate_probability(f), f) for s, f in zip(q.spans, feats)]
+    scored = [(s, model.candidate_probability(f), f) for s, f in zip(q.spans, q.features)]
     return sorted(scored, key=lambda t: (-t[1], -t[0].margin))
 
 
