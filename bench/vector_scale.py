@@ -389,7 +389,7 @@ def cmd_fusion(args) -> None:
     """Candidate-based hybrid vs all-chunk hybrid on SQuAD dev (open): agreement and recall vs gold."""
     from qa.config import BM25Config
     from qa.store.backends import Bm25Index
-    from qa.store.backends.candidates import DenseStats, candidate_hybrid
+    from qa.fusion import DenseStats, candidate_hybrid
     from qa.store.backends import FaissHnswIndex
     from qa.store.backends.faiss_flat import FaissFlatIndex
 

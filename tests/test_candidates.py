@@ -1,11 +1,11 @@
-"""Candidate-based hybrid fusion (qa/store/backends/candidates.py) against all-chunk fusion."""
+"""Candidate-based hybrid fusion (qa/fusion.py) against all-chunk fusion."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from qa.store.backends import Bm25Index, FaissFlatIndex
-from qa.store.backends.candidates import DenseStats, candidate_hybrid, fuse, union_candidates
+from qa.fusion import DenseStats, candidate_hybrid, fuse, union_candidates
 from qa.store.backends import FaissHnswIndex
 
 WORDS = "army river king oxygen steam engine force doctor rain forest harvard luther yuan packet sky".split()
