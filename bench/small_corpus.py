@@ -28,7 +28,7 @@ import torch
 
 from qa.config import RetrievalConfig, Settings
 from qa.fusion import duplicate_groups
-from qa.pipeline import QA
+from qa.api import QA
 from qa.types import Document
 
 PAGE = ("Minutes of the Finance Committee of the Riverside Town Council. The committee reviewed the annual "

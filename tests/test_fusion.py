@@ -11,7 +11,8 @@ from qa.config import ChunkingConfig, RetrievalConfig
 from qa.fusion import duplicate_groups, fused_scores, group_weights, one_per_group, top_rows, zscore
 from qa.retrieval import Retriever
 
-from conftest import FakeEmbedder, build_store, make_doc
+from conftest import build_store, make_doc
+from fakes import FakeEmbedder
 
 
 def unit(*rows):

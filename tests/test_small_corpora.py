@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from qa.config import RetrievalConfig
-from qa.pipeline import QA
+from qa.api import QA
 from qa.types import Document
 
 pytestmark = pytest.mark.slow
