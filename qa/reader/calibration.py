@@ -7,8 +7,10 @@ Raw margins come from one window each and are not comparable across passages,
 so the answer to a question is picked by a *choice model*: a logistic
 regression over features of each candidate (its margin and null score, how far
 it is behind the question's best span, its length, how many other candidates
-say the same thing, and, in the retrieve-then-read setting, its passage's
-retrieval score and rank) fitted on validation questions
+say the same thing, its passage's rank, and how much of the question its
+sentence covers; ``SIZE_FREE_FEATURES``: no retrieval scores, whose scale moves
+with the size of the index, so one probability means the same on one document
+and on thousands) fitted on validation questions
 (``qa.training.calibrate_reader``). The candidate with the highest probability
 wins; its probability is then re-calibrated on the winners (a second logistic
 over the winner's choice log-odds and features, fitted across questions: the

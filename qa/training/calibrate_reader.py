@@ -9,29 +9,35 @@ minutes on 2 cores.)
 
 Only ``qa.evaluation.squad.VALIDATION_ARTICLES`` are used (v1.1 and the 2.0
 half, so Huguenot brings unanswerable questions), never the held-out ones.
-Three settings are read:
+A probability must mean the same whatever the corpus size (docs/calibration.md),
+so the settings are read at three sizes, each with off-topic questions
+(questions of other training articles: the documents do not say):
 
-- ``reader``: each question with its gold paragraph alone (reading comprehension);
-- ``open``: the product's own path: every paragraph of the validation articles
-  indexed, each question asked without its paragraph, top-k passages read;
-- ``offtopic``: questions of other training articles asked of that same index
-  (the documents do not say: every answer is wrong).
+- one paragraph: ``reader`` (each question with its gold paragraph alone, which
+  is what a one-paragraph corpus reads) and ``offtopic_paragraph``;
+- one article: ``article`` (each validation article indexed alone, its own
+  questions asked) and ``offtopic_article``;
+- three articles: ``open`` (every validation paragraph indexed, each question
+  asked without its paragraph, top-k passages read) and ``offtopic``.
 
 Each candidate span is labelled right when its F1 against the gold answers is
-at least 0.5 (any answer to an unanswerable question is wrong). A logistic
-choice model over the candidate features of ``qa.reader.calibration`` is fitted
-per setting (``reader``; ``open`` with ``offtopic``), the winner's probability
-re-calibrated by a 1-D Platt step, and compared by leave-one-article-out cross
-validation against the plain choice (the best raw margin, probability
-sigmoid(a * margin + b)); the better one is kept (``--choice auto``).
+at least 0.5 (any answer to an unanswerable question is wrong). One logistic
+choice model over the size-free candidate features of ``qa.reader.calibration``
+(no retrieval scores: their scale moves with the index) is fitted on every size
+together, the winner's probability re-calibrated by a Platt step, and compared
+by leave-one-article-out cross validation against the plain choice (the best
+raw margin, probability sigmoid(a * margin + b)); the better one is kept
+(``--choice auto``). Per size it reports ECE, a reliability table, and
+precision / answered / declined at the default threshold (``--plot``,
+``--report``).
 
-The default threshold is chosen on the out-of-fold probabilities of the
-validation questions so as not to hide right answers: the highest threshold at
-which at least ``--min-answered`` of the answerable questions are answered in
-the ``reader`` setting (in the ``open`` one, declining a question whose answer
-was not retrieved is right, so only F1 counts there), and the answerable F1
-stays within ``--max-f1-drop`` of always answering in both. Held-out and out-of-domain sets
-are only ever measured (``python -m qa.evaluate``), never used here.
+The default threshold is chosen on the out-of-fold probabilities so as not to
+hide right answers: the highest threshold at which at least ``--min-answered``
+of the answerable questions are answered with one paragraph (with more, declining
+a question whose answer was not retrieved is right, so only F1 counts there), and
+the answerable F1 stays within ``--max-f1-drop`` of always answering at every
+size. Held-out and out-of-domain sets are only ever measured
+(``python -m qa.evaluate``), never used here.
 """
 
 from __future__ import annotations
