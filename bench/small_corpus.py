@@ -10,7 +10,7 @@
    note among the passages read, the answer, its probability, and ask() time.
 2. The cost of finding the near-duplicate groups of a whole index (done once
    per snapshot, up to ``retrieval.duplicate_stats_max`` chunks): random unit
-   vectors of the embedder's size, n = 250 ... 2,048.
+   vectors of the embedder's size, n = 500 ... 4,096.
 
 Prints the CPU, load and thread count; times are medians of 3 runs.
 """
@@ -83,7 +83,7 @@ def main() -> None:
                   f"{'  (right)' if gold.lower() in (a.answer or '').lower() else ''}")
     print("\n2. near-duplicate groups of a whole index (once per snapshot)")
     rng = np.random.default_rng(0)
-    for n in (250, 500, 1000, 2048):
+    for n in (500, 1000, 2048, 4096):
         v = rng.standard_normal((n, 384)).astype(np.float32)
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         times = []
