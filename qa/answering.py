@@ -266,8 +266,9 @@ class Answerer:
     def _assemble(self, store: IndexStore, question: str, passages: list[Passage], result: ReadResult,
                   threshold: float) -> Answer:
         """Pick the answer across all passages (``qa.reader.calibration``: a choice
-        model over span, null and retrieval evidence when the reader's calibration
-        has one, else the best raw margin), hold it against the threshold, cite."""
+        model over the reader's evidence, the passage's rank and the question's
+        coverage when the reader's calibration has one, else the best raw margin),
+        hold it against the threshold, cite."""
         cal = self.reader.calibration
         contexts = [p.text for p in passages]
         retrieval = [p.retrieval_score for p in passages]
