@@ -2,10 +2,9 @@
 
     python bench/small_corpus.py
 
-1. A made corpus of three small documents: a report whose eight pages repeat the
-   same committee boilerplate (one document per page, as a PDF's pages are
-   chunked apart), one short note that answers the questions, and a one-chunk
-   unrelated page. Each question is asked with near-duplicate grouping off
+1. A made corpus (the one of tests/test_small_corpora.py): a report whose eight
+   pages repeat the same committee boilerplate (one document per page, as a
+   PDF's pages are chunked apart) and one short note that answers the questions. Each question is asked with near-duplicate grouping off
    (``duplicate_cosine=None``, the old behaviour) and on (the default): is the
    note among the passages read, the answer, its probability, and ask() time.
 2. The cost of finding the near-duplicate groups of a whole index (done once
@@ -35,19 +34,17 @@ PAGE = ("Minutes of the Finance Committee of the Riverside Town Council. The com
         "budget, the funding requests of every department and the spending of the previous year. Members "
         "present: the chair, the treasurer and five councillors. The minutes were approved. Page {n} of 8.")
 NOTE = "The library on Harbour Street gets 4.2 million euros from the town; Lena Varga designed it."
-OTHER = "Opening hours of the Riverside swimming pool: weekdays from 7 am to 9 pm, weekends from 9 am to 6 pm."
 QUESTIONS = [
     ("What amount did the committee approve for the library?", "4.2 million euros"),
     ("How much funding did the finance committee approve for the library?", "4.2 million euros"),
     ("Who designed the library?", "Lena Varga"),
-    ("On which street is the library?", "Harbour Street"),
+    ("How much does the library get from the town?", "4.2 million euros"),
 ]
 
 
 def corpus() -> list[Document]:
     docs = [Document(id=f"minutes.pdf#page={n}", text=PAGE.format(n=n), title="Minutes") for n in range(1, 9)]
-    return docs + [Document(id="library.html", text=NOTE, title="Library news"),
-                   Document(id="pool.txt", text=OTHER, title="Pool")]
+    return docs + [Document(id="library.html", text=NOTE, title="Library news")]
 
 
 def cpu() -> str:
