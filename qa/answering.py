@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 from typing import Any, Callable, Sequence
 
@@ -201,9 +202,11 @@ class Answerer:
         store = self.snapshot()
         if len(store) == 0:
             raise EmptyCorpusError("no documents are indexed: add some with `qa index PATH...`")
-        passages, results = self._read(store, qs, hs, k, mode)
+        timings: dict[str, float] = {}
+        passages, results = self._read(store, qs, hs, k, mode, timings)
         threshold = self.effective_threshold(threshold)
-        return [self._assemble(store, q, ps, r, threshold) for q, ps, r in zip(qs, passages, results)]
+        return [replace(self._assemble(store, q, ps, r, threshold), timings=dict(timings))
+                for q, ps, r in zip(qs, passages, results)]
 
     def effective_threshold(self, min_score: float | None = None) -> float:
         """The one place the operating threshold is decided: a call's own
@@ -237,11 +240,17 @@ class Answerer:
         return self._read(self.snapshot(), qs, [None] * len(qs), k, mode)
 
     def _read(self, store: IndexStore, qs: list[str], histories: list, k: int,
-              mode: str | None) -> tuple[list[list[Passage]], list[ReadResult]]:
+              mode: str | None, timings: dict[str, float] | None = None) -> tuple[list[list[Passage]], list[ReadResult]]:
+        t0 = time.perf_counter()
         hits = self._retrieve(store, qs, histories, k, mode)
         passages = [merge_hits(store, h) for h in hits]
         read_qs = [reader_question(q, h) for q, h in zip(qs, histories)]
-        return passages, self.reader.run(read_qs, [[p.text for p in ps] for ps in passages])
+        t1 = time.perf_counter()
+        results = self.reader.run(read_qs, [[p.text for p in ps] for ps in passages])
+        if timings is not None:
+            timings["retrieve_ms"] = round(1000.0 * (t1 - t0), 1)
+            timings["read_ms"] = round(1000.0 * (time.perf_counter() - t1), 1)
+        return passages, results
 
     def retrieve(self, questions: Sequence[str], top_k: int | None = None,
                  mode: str | None = None) -> list[list[Chunk]]:

@@ -120,6 +120,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     doc = qa.store.documents.get(args.doc_id)
     if doc is None:
         raise DocumentNotIndexedError(f"not in the index: {args.doc_id} (list them with `qa docs`)")
+    if args.png:
+        return _show_png(qa, doc, args)
+    if args.page is not None or args.highlight is not None:
+        _error("--page and --highlight draw a page: give --png FILE too")
+        return EXIT_USAGE
     if args.locators:
         for loc in doc.locators:
             where = " ".join(x for x in (f"p. {loc.page}" if loc.page else "",
@@ -127,6 +132,29 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"{loc.start}-{loc.end}\t{where}")
         return 0
     sys.stdout.write(doc.text if doc.text.endswith("\n") else doc.text + "\n")
+    return 0
+
+
+def _show_png(qa: Any, doc: Any, args: argparse.Namespace) -> int:
+    """``qa show DOC --png FILE [--page N] [--highlight S:E]``: the PDF page as PNG,
+    the document range S:E (offsets into the stored text, as citations give
+    them) highlighted; the page defaults to the one the highlight starts on."""
+    from qa.pages import render_document_page
+
+    highlight = None
+    if args.highlight is not None:
+        try:
+            a, b = (int(x) for x in args.highlight.split(":"))
+        except ValueError:
+            _error(f"--highlight takes START:END character offsets, not {args.highlight!r}")
+            return EXIT_USAGE
+        highlight = (a, b)
+    page = render_document_page(doc, args.page, highlight, qa.settings.index_dir, qa.settings.pages)
+    from qa._files import atomic_write_bytes
+
+    out = atomic_write_bytes(Path(args.png), page.png)
+    boxes = "; ".join(f"{l},{t},{r},{b}" for l, t, r, b in page.boxes) or "none"
+    print(f"page {page.page} of {doc.id}: {page.width}x{page.height} px -> {out} (highlight boxes: {boxes})")
     return 0
 
 
@@ -226,9 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = with_index(sub.add_parser("docs", help="list indexed documents"))
     s.set_defaults(func=cmd_docs)
 
-    s = with_index(sub.add_parser("show", help="print a document's stored (extracted) text"))
+    s = with_index(sub.add_parser("show", help="print a document's stored (extracted) text, or draw a PDF page"))
     s.add_argument("doc_id")
     s.add_argument("--locators", action="store_true", help="print its character ranges with their pages/sections")
+    s.add_argument("--png", metavar="FILE", help="PDF only: write a page as a PNG image instead of printing the text")
+    s.add_argument("--page", type=_positive_int, help="with --png: the page (1-based; default: the highlight's)")
+    s.add_argument("--highlight", metavar="START:END",
+                   help="with --png: highlight this range of the stored text (offsets as in `qa ask --json`)")
     s.set_defaults(func=cmd_show)
 
     s = with_index(sub.add_parser("remove", help="remove documents from the index by id"))

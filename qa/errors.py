@@ -118,3 +118,7 @@ class IndexStaleError(IndexError_):
 
 class ModelError(QAError):
     """A model is missing or is not the one the index or settings expect."""
+
+
+class PageRenderError(QAError):
+    """A cited page cannot be drawn: not a PDF, the PDF is gone or changed, no such page (``qa.pages``)."""

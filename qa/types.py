@@ -98,6 +98,11 @@ class Answer:
     best_candidate_citation: Citation | None = None
     #: The threshold the answer was held against.
     threshold: float | None = None
+    #: Wall-clock milliseconds of the stages behind this answer: ``retrieve_ms``
+    #: (embedding the question, vector + BM25 search, fusion) and ``read_ms``
+    #: (the reader over the passages). In a batch they are the whole batch's
+    #: times, which is what the caller waited for.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def found(self) -> bool:

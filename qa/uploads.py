@@ -9,7 +9,6 @@ anything is read, and the uploaded copies are deleted once read.
 
 from __future__ import annotations
 
-import html
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -34,8 +33,9 @@ class UploadReport:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (name, why not indexed)
 
     def markdown(self) -> str:
-        """The status message for the app (names escaped, no server paths)."""
-        e = html.escape
+        """The status message for the app (names escaped for Markdown, no server paths)."""
+        from qa.formatting import md_escape as e
+
         lines = []
         plain = [a for a in self.added if a not in self.renamed.values()]
         if plain:
@@ -116,6 +116,7 @@ def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_
             except OSError as e:
                 report.problems.extend((d.id, f"the index cannot be written ({e.strerror or e})") for d in docs)
             else:
+                _keep_pdfs(qa, docs)
                 report.added = list(result.added)
                 report.renamed = dict(result.renamed)
                 report.unchanged = list(result.unchanged)
@@ -123,6 +124,22 @@ def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_
     finally:
         if delete_under is not None:
             delete_uploads(paths, delete_under)
+
+
+def _keep_pdfs(qa: Any, docs: list) -> None:
+    """Keep a copy of each uploaded PDF with the index (its upload is deleted
+    next), so the chat can show the cited page (``qa.pages``)."""
+    from qa.pages import keep_original
+
+    for d in docs:
+        if str(d.meta.get("format", "")) != "pdf" or not d.meta.get("source"):
+            continue
+        try:
+            keep_original(qa.settings.index_dir, Path(d.meta["source"]).read_bytes())
+        except OSError as e:  # the answers stand without page images
+            import logging
+
+            logging.getLogger(__name__).warning("could not keep a copy of %s: %s", d.id, e)
 
 
 def delete_uploads(paths: Iterable[str | Path], root: str | Path) -> int:

@@ -104,7 +104,8 @@ def test_ask_json(run, indexed):
     assert rc == 0, err
     a = json.loads(out)
     assert set(a) == {"question", "answer", "score", "citations", "no_answer_reason", "best_candidate",
-                      "best_candidate_citation", "threshold"}
+                      "best_candidate_citation", "threshold", "timings"}
+    assert set(a["timings"]) == {"retrieve_ms", "read_ms"}
     assert a["answer"] == "Solberg" and 0 <= a["score"] <= 1
     assert 1 <= len(a["citations"]) <= 2
     c = a["citations"][0]

@@ -24,6 +24,7 @@ QA_DIR = Path(__file__).resolve().parents[1] / "qa"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("qa._files", "qa.errors", "qa.config", "qa.types", "qa.batching")),
     ("parts", ("qa.ingest", "qa.store", "qa.chunking", "qa.embedding", "qa.formatting", "qa.fusion",
+               "qa.reflow", "qa.pages",
                "qa.evaluation.squad")),
     ("reader", ("qa.reader",)),
     ("stages", ("qa.retrieval", "qa.indexing", "qa.answering", "qa.index_manager", "qa.uploads")),
@@ -31,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("evaluation and training", ("qa.evaluation.calibrate", "qa.evaluation.gold", "qa.evaluation.metrics",
                                  "qa.evaluation.report", "qa.evaluation.runs", "qa.training")),
     ("entry points", ("qa.evaluation.cli", "qa.evaluation", "qa.api", "qa.cli", "qa.evaluate", "qa.__main__",
-                      "qa")),
+                      "qa.ui", "qa")),
 ]
 
 #: (importer prefix, imported prefix, why) that the layers alone would allow.

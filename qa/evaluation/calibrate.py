@@ -143,22 +143,34 @@ def choose_threshold(candidates: Sequence[str], scores: Sequence[float], right: 
 
 def calibrate(qa: Any, gold: str | Path | Sequence[GoldQuestion], precision: float | None = None,
               max_withheld: float | None = None, top_k: int | None = None, store: bool = True,
-              batch_size: int = 16, progress: bool = False) -> CalibrationReport:
-    """Ask every gold question, choose the threshold, store it with ``qa``'s index."""
+              batch_size: int = 16, progress: bool = False, answers: Sequence[Any] | None = None) -> CalibrationReport:
+    """Ask every gold question, choose the threshold, store it with ``qa``'s index.
+
+    ``answers``: the gold questions already asked at ``min_score=0`` (one
+    ``Answer`` each, in order), so a caller that shows other figures from the
+    same answers (the app's Check and tune tab) asks each question once."""
     questions = load_gold(gold) if isinstance(gold, (str, Path)) else list(gold)
     if not questions:
         raise ArgumentError("no gold questions")
     candidates: list[str] = []
     scores: list[float] = []
+    if answers is not None:
+        if len(answers) != len(questions):
+            raise ArgumentError(f"{len(answers)} answers for {len(questions)} gold questions")
+        candidates = [a.best_candidate or a.answer for a in answers]
+        scores = [float(a.score) for a in answers]
+        questions_to_ask: list[GoldQuestion] = []
+    else:
+        questions_to_ask = questions
     bar = None
-    if progress:
+    if progress and questions_to_ask:
         import sys
 
         from tqdm import tqdm
 
         bar = tqdm(total=len(questions), desc="asking", unit="q", file=sys.stderr)
-    for i in range(0, len(questions), batch_size):
-        part = questions[i:i + batch_size]
+    for i in range(0, len(questions_to_ask), batch_size):
+        part = questions_to_ask[i:i + batch_size]
         for a in qa.ask_batch([q.question for q in part], top_k=top_k, min_score=0.0):
             candidates.append(a.best_candidate or a.answer)
             scores.append(float(a.score))

@@ -73,6 +73,11 @@ class TextBuilder:
         else:
             self._locs.append([start, self._pos, page, section])
 
+    @property
+    def length(self) -> int:
+        """Characters so far (the next block starts after one more separator)."""
+        return self._pos
+
     def build(self) -> tuple[str, tuple[Locator, ...]]:
         return "".join(self._parts), tuple(Locator(s, e, page=p, section=sec) for s, e, p, sec in self._locs)
 

@@ -10,6 +10,7 @@ sections.
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 from typing import Iterable
 
@@ -95,6 +96,8 @@ def document_from_bytes(raw: bytes, path: str | Path, doc_id: str | None = None,
     if loader.name not in ("text", "markdown"):
         meta["format"] = loader.name.lower()
     meta["source"] = str(p.resolve())
+    # When it was read (= added to the index, or last changed: an unchanged file keeps its document).
+    meta["added"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     title = ex.title or p.stem.replace("_", " ")
     return Document(id=doc_id or p.name, text=ex.text, title=title, meta=meta, locators=ex.locators)
 

@@ -11,6 +11,7 @@ one locator (``page`` is 1-based), so any offset maps back to its page.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from pathlib import Path
@@ -33,6 +34,64 @@ def clean_page_text(text: str) -> str:
     text = text.replace("\r\n", "\n").translate(_LIGATURES)
     text = _CONTROL.sub("", text).replace("\x0c", "\n")
     return _TRAILING_SPACE.sub("\n", text).strip()
+
+
+def clean_page_text_map(raw: str) -> tuple[str, list[int], list[int]]:
+    """``clean_page_text(raw)`` with, for every character of the result, the index
+    in ``raw`` it came from (PDFium's character index when ``raw`` is the page's
+    whole text), and the positions in the result of hyphens PDFium marked as
+    joining a word broken across lines (``\x02``).
+
+    The same cleaning, step for step, so offsets into stored PDF text can be
+    turned back into character boxes on the page (``qa.pages``)."""
+    out: list[str] = []
+    src: list[int] = []
+    soft: list[int] = []
+    i, n = 0, len(raw)
+    while i < n:
+        ch = raw[i]
+        if ch == "\r" and i + 1 < n and raw[i + 1] == "\n":
+            out.append("\n")
+            src.append(i)
+            i += 2
+            continue
+        if ch == "\x02":
+            soft.append(len(out))
+        rep = ch.translate(_LIGATURES)
+        if len(rep) == 1 and _CONTROL.match(rep):
+            rep = ""
+        elif rep == "\x0c":
+            rep = "\n"
+        for c in rep:
+            out.append(c)
+            src.append(i)
+        i += 1
+    # Spaces and tabs before a line end go (as _TRAILING_SPACE does).
+    keep = [True] * len(out)
+    j = len(out) - 1
+    while j >= 0:
+        if out[j] == "\n":
+            k = j - 1
+            while k >= 0 and out[k] in " \t":
+                keep[k] = False
+                k -= 1
+            j = k
+        else:
+            j -= 1
+    out2, src2, pos = [], [], {}
+    for idx, (c, s, ok) in enumerate(zip(out, src, keep)):
+        if ok:
+            pos[idx] = len(out2)
+            out2.append(c)
+            src2.append(s)
+    soft = [pos[p] for p in soft if p in pos]
+    # strip()
+    a, b = 0, len(out2)
+    while a < b and out2[a].isspace():
+        a += 1
+    while b > a and out2[b - 1].isspace():
+        b -= 1
+    return "".join(out2[a:b]), src2[a:b], [p - a for p in soft if a <= p < b]
 
 
 def _clean_title(title: str) -> str | None:
@@ -72,11 +131,12 @@ class PdfLoader(Loader):
                 raise CorruptDocumentError(f"{path}: the PDF has no pages; the file may be corrupt or truncated")
             out = TextBuilder("\n\n")
             empty: list[int] = []
+            soft: list[int] = []  # offsets (in the document text) of hyphens joining a line-broken word
             for i in range(n_pages):
                 try:
                     page = doc[i]
                     tp = page.get_textpage()
-                    text = clean_page_text(tp.get_text_bounded())
+                    text, _, page_soft = clean_page_text_map(tp.get_text_bounded())
                     tp.close()
                     page.close()
                 except pdfium.PdfiumError as e:
@@ -84,6 +144,8 @@ class PdfLoader(Loader):
                         f"{path}: page {i + 1} of the PDF cannot be read ({e}); the file may be corrupt or truncated"
                     ) from e
                 if text:
+                    base = out.length + (len(out.sep) if out.length else 0)
+                    soft.extend(base + p for p in page_soft)
                     out.add(text, page=i + 1)
                 else:
                     empty.append(i + 1)
@@ -92,7 +154,9 @@ class PdfLoader(Loader):
                 raise NoTextLayerError(
                     f"{path}: the PDF has no text layer ({n_pages} page{'s' * (n_pages > 1)} of images only, "
                     "probably a scan); OCR is out of scope: run it through OCR (e.g. ocrmypdf) and index the result")
-            meta = {"pages": str(n_pages)}
+            meta = {"pages": str(n_pages), "sha256": hashlib.sha256(raw).hexdigest()}
+            if soft:  # for the display reflow only (qa.reflow); the text keeps them
+                meta["soft_hyphens"] = ",".join(map(str, soft))
             if empty:
                 meta["pages_without_text"] = ", ".join(map(str, empty))
             try:
