@@ -1,0 +1,90 @@
+"""The web app's page: three tabs over one ``qa.QA``.
+
+    Chat             ask; the answer marked in an excerpt of its passage (the
+                     whole passage one click away), the PDF page with the answer
+                     highlighted, timings (``qa.ui.chat``); add documents beside it
+    Documents        what the index holds, the text of one, its pages, removal
+                     with a confirmation (``qa.ui.documents``)
+    Check and tune   a gold JSONL evaluated with progress: EM/F1, misses by cause,
+                     the precision/withheld curve; store the threshold (``qa.ui.tune``)
+
+``build_app`` makes the page for any ``QA`` instance; ``launch`` serves it
+with the app's styles and upload limit. Every piece of text that comes from a
+document (passages, titles, file names) is escaped wherever it is shown.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from qa.batching import MicroBatcher
+from qa.formatting import CSS
+from qa.ui.chat import build_chat, clamp01, current_threshold
+from qa.ui.documents import build_documents_tab, build_upload_panel, load_tables, wire_documents
+from qa.ui.tune import build_tune_tab
+
+HEADER = """
+<div class="qa-header">
+<h1>Ask your documents</h1>
+<p>Answers are lifted word for word from the indexed documents, with the passage and the page they come from.
+Follow-up questions (“Whom did he accuse?”) use the conversation so far.</p>
+</div>
+"""
+
+APP_CSS = CSS + """
+.qa-header h1 { margin: 0 0 4px 0; font-size: 1.6em; }
+.qa-header p { margin: 0; opacity: 0.75; }
+#qa-chat { flex-grow: 1; }
+#qa-status p { margin: 0; }
+#qa-question textarea { font-size: 1.05em; }
+#qa-doc-text textarea { font-family: ui-monospace, monospace; font-size: 0.85em; }
+footer { display: none !important; }
+"""
+
+
+def build_app(qa_instance, concurrency_limit: int = 32) -> gr.Blocks:
+    """The page for ``qa_instance`` (models load on the first question unless
+    the caller warmed them up). Up to ``concurrency_limit`` questions are taken at
+    once and answered together in batches (``qa.batching``); more wait in the
+    queue. Uploads and removals run one at a time in their own queue, beside
+    the questions; evaluations in a third."""
+    asker = MicroBatcher(qa_instance)
+    # Uploads are read once into the index; gradio's copies are deleted after an hour.
+    with gr.Blocks(title="Ask your documents", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.HTML(HEADER)
+        with gr.Tabs(elem_id="qa-tabs"):
+            with gr.Tab("Chat", id="chat", elem_id="qa-tab-chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=420):
+                        chat = build_chat(qa_instance, asker, concurrency_limit)
+                    with gr.Column(scale=2, min_width=300):
+                        uploads, add_btn, status, side_docs = build_upload_panel(qa_instance)
+            with gr.Tab("Documents", id="documents", elem_id="qa-tab-documents"):
+                table, pick = build_documents_tab(qa_instance)
+                wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick)
+            with gr.Tab("Check and tune", id="tune", elem_id="qa-tab-tune"):
+                build_tune_tab(qa_instance, chat.min_score)
+
+        def on_load():
+            side, full, choices, message = load_tables(qa_instance)
+            # The calibrated threshold is known once the reader is loaded (main warms it up).
+            threshold = clamp01(current_threshold(qa_instance)) if qa_instance.reader.loaded else gr.skip()
+            return side, full, choices, message, threshold
+
+        demo.load(on_load, None, [side_docs, table, pick, status, chat.min_score], api_visibility="private")
+    demo.queue(max_size=64, default_concurrency_limit=concurrency_limit)
+    demo.batcher = asker  # its .batches: the sizes of the batches answered (benchmarks read them)
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_bytes: int | None = None,
+           **kwargs):
+    """Serve ``demo`` with the app's styles and upload limit (extra kwargs go to ``launch``)."""
+    kwargs.setdefault("theme", gr.themes.Soft(
+        primary_hue="orange", neutral_hue="slate",
+        font=[gr.themes.LocalFont("IBM Plex Sans", weights=(400, 600)), "ui-sans-serif", "system-ui", "sans-serif"]))
+    return demo.launch(server_name=host, server_port=port, css=APP_CSS,
+                       max_file_size=max_file_bytes, footer_links=["api"], **kwargs)
+
+
+__all__ = ["APP_CSS", "build_app", "launch"]
