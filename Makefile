@@ -6,7 +6,9 @@ STAMP   := $(VENV)/.installed
 HOST    ?= 127.0.0.1
 PORT    ?= 7860
 
-.PHONY: run test test-quick install index eval browser-deps train-reader train-reader-full clean
+.PHONY: run test test-quick install index eval browser-deps train-reader train-reader-full clean \
+	train-reader-bg train-reader-status train-reader-export train-reader-device-pack train-reader-device-dryrun \
+	train-reader-device-join
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -58,6 +60,41 @@ train-reader-full: $(STAMP)
 	$(BIN)/python -m qa.training.train_reader --mix full --init qa/models/reader --out $(RUNS)/full \
 	  --export $(RUNS)/full/export --epochs $(EPOCHS) --lr 5e-5 --negatives 0.1 --save-every 25 --eval-every 100
 	$(BIN)/python -m qa.training.calibrate_reader --model $(RUNS)/full/export --predictions $(RUNS)/full/calib-preds.json
+
+# Round 3 (issue 20): ONE long schedule (3 epochs of the full mix from the shipped reader, lr 3e-5,
+# warm-up 2%, seed 13) that spans sessions. First thing in a session: `make train-reader-bg` (starts it, or
+# resumes it from its checkpoint; niced; runs a snapshot of HEAD; pid in $(READER_RUNS)/train.pid; refuses
+# when it is already going). Before stopping: `make train-reader-export` (exports the latest checkpoint
+# without stopping the run, measures it on all 732 validation questions, adds it to docs/reader-curve.*).
+# Ship rule: replace qa/models/reader only when that F1 beats the shipped reader's by >= 1 point.
+READER_RUNS = $(if $(filter command line environment,$(origin RUNS)),$(RUNS),$(HOME)/.cache/qa/reader-runs)
+THREADS ?= 2
+train-reader-bg:
+	$(BIN)/python -m qa.training.reader_runs start --runs $(READER_RUNS) --threads $(THREADS)
+
+train-reader-status:
+	$(BIN)/python -m qa.training.reader_runs status --runs $(READER_RUNS)
+
+train-reader-export:
+	$(BIN)/python -m qa.training.reader_runs export --runs $(READER_RUNS)
+
+# One call on a lent GPU (bench/device_train.sh): pack the data here (git-ignored .device/, carried), run the
+# script there, join the weights that come back here. Dry run on this CPU with the device image's missing
+# packages blocked: `make train-reader-device-dryrun`.
+train-reader-device-pack:
+	$(BIN)/python -m qa.training.device_pack pack --to .device
+
+DRYRUN_OUT ?= /tmp/qa-device-dryrun
+train-reader-device-dryrun: train-reader-device-pack
+	rm -rf $(DRYRUN_OUT) && LIMIT=$${LIMIT:-64} EPOCHS=$${EPOCHS:-1} BATCH=$${BATCH:-8} BUDGET=$${BUDGET:-60} \
+	  OUT=$(DRYRUN_OUT)/out WORK=$(DRYRUN_OUT)/work PY=$(abspath $(BIN)/python) \
+	  PYTHONPATH=$(CURDIR)/bench/device_image bash bench/device_train.sh
+	$(MAKE) train-reader-device-join PARTS=$(DRYRUN_OUT)/out JOINED=$(DRYRUN_OUT)/joined
+
+JOINED ?= $(READER_RUNS)/device/export
+train-reader-device-join:
+	@test -n "$(PARTS)" || { echo "give PARTS=FOLDER (the files a device call sent back)"; exit 2; }
+	$(BIN)/python -m qa.training.device_pack join $(PARTS) --to $(JOINED)
 
 clean:
 	rm -rf $(VENV) index/snap-* index/CURRENT

@@ -200,3 +200,18 @@ class Settings:
     max_question_chars: int = 1000
     max_file_bytes: int = 10 * 1024 * 1024
     history_turns: int = 2  # earlier turns folded into the retrieval query
+
+
+@dataclass(frozen=True)
+class ReaderRunConfig:
+    """The reader-training run that spans sessions (``make train-reader-bg``) and its rules.
+
+    The run folder lives outside the work tree so that it survives when the same
+    machine comes back; ``QA_READER_RUNS`` (``RUNS=`` in the Makefile) moves it."""
+
+    runs_dir: Path = field(default_factory=lambda: _env_path("QA_READER_RUNS", Path.home() / ".cache/qa/reader-runs"))
+    # Ship an export only when its validation F1 (all 732 questions) beats the shipped
+    # reader's by this much: smaller gains are within run-to-run noise and not worth 45 MB.
+    ship_margin_f1: float = 1.0
+    # Weights coming back from a lent GPU travel in parts of at most this size (16 MiB cap per file).
+    part_mib: int = 15

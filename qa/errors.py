@@ -122,3 +122,7 @@ class ModelError(QAError):
 
 class PageRenderError(QAError):
     """A cited page cannot be drawn: not a PDF, the PDF is gone or changed, no such page (``qa.pages``)."""
+
+
+class PackError(QAError):
+    """A data pack or a set of weight parts is missing, truncated or damaged (sha256 mismatch)."""

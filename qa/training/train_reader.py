@@ -5,7 +5,9 @@ Reproducible from packaged inputs only: the base encoder comes from the
 the held-out articles (``qa.evaluation.squad.HELD_OUT_ARTICLES``) and the validation
 articles removed. Runs on CPU under bf16 autocast (or CUDA when present), with
 length-bucketed dynamic padding, and is resumable: a checkpoint is written every
-``--save-every`` steps to ``--out`` and picked up again on restart.
+``--save-every`` steps to ``--out`` and picked up again on restart. ``--time-budget``
+bounds a run in wall-clock time (a lent GPU): the learning-rate schedule is shortened
+to the steps that fit, so the run still ends its decay, validates and exports.
 
     python -m qa.training.train_reader --out /tmp/reader-run --export qa/models/reader
 """
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=0.06)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--save-every", type=int, default=50, help="checkpoint every N steps (0: only at the end)")
     p.add_argument("--limit", type=int, help="train on the first N examples (smoke test)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--init", type=Path, help="start from this exported reader instead of the base encoder")
@@ -180,11 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mix", choices=sorted(DATA_MIXES), default="prefix", help="which training files")
     p.add_argument("--eval-every", type=int, default=200,
                    help="log validation F1 (validation articles only) every N steps to val.jsonl")
-    p.add_argument("--eval-questions", type=int, default=400)
+    p.add_argument("--eval-questions", type=int, default=400, help="validation questions (0: all 732)")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="stop training this many seconds after start (0: none); the schedule shrinks to fit")
     p.add_argument("--export-checkpoint", action="store_true",
                    help="export the run's latest checkpoint to --export and stop (a run may still be going)")
     args = p.parse_args(argv)
 
+    started = time.time()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
@@ -192,22 +197,24 @@ def main(argv: list[str] | None = None) -> int:
     from qa.embedding import bf16_autocast, packaged_minilm_path
 
     args.out.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(message)s",
-        handlers=[logging.FileHandler(args.out / "train.log"), logging.StreamHandler(sys.stderr)],
-    )
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if not args.export_checkpoint:  # an export beside a running run stays out of its log
+        handlers.append(logging.FileHandler(args.out / "train.log"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
     if args.threads:
         torch.set_num_threads(args.threads)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    log.info("hardware: %s", hardware_line(device))
 
-    base = packaged_minilm_path()
+    # --init holds the same tokenizer as the base encoder; reading it from there
+    # lets a machine without the base encoder's package (a lent GPU) train.
+    base = args.init or packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
     if args.export_checkpoint:
-        return export_checkpoint(args.out, args.export, args.init or base)
+        return export_checkpoint(args.out, args.export, base)
     examples = training_examples(args.data, args.mix)
     if args.limit:
         examples = examples[: args.limit]
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         len(examples), n_unans, len(feats), lengths.mean(), device, torch.get_num_threads(),
     )
 
-    model = AutoModelForQuestionAnswering.from_pretrained(args.init or base, dtype=torch.float32).to(device)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
     steps_per_epoch = math.ceil(len(feats) / args.batch_size)
     total_steps = int(steps_per_epoch * args.epochs)
     no_decay = ("bias", "LayerNorm.weight")
@@ -233,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     opt = torch.optim.AdamW(groups, lr=args.lr)
     warm = max(1, int(total_steps * args.warmup))
-    sched = get_linear_schedule_with_warmup(opt, warm, total_steps)
+    if args.time_budget:
+        schedule = LinearSchedule(warm, total_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    else:
+        schedule = None
+        sched = get_linear_schedule_with_warmup(opt, warm, total_steps)
 
     ckpt = args.out / "checkpoint.pt"
     step = 0
@@ -257,13 +269,15 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, ckpt)
 
     val = squad.select(squad.load_squad(args.data / "dev-v1.1.json"), include=squad.VALIDATION_ARTICLES)
-    val = random.Random(args.seed).sample(val, min(args.eval_questions, len(val)))
+    if args.eval_questions:
+        val = random.Random(args.seed).sample(val, min(args.eval_questions, len(val)))
 
     def validate() -> None:
         f1 = validation_f1(model, tokenizer, val, device)
         model.train()
         with open(args.out / "val.jsonl", "a") as fh:
-            fh.write(json.dumps({"step": step, "f1": round(f1, 2), "time": time.time()}) + "\n")
+            fh.write(json.dumps({"step": step, "windows": step * args.batch_size, "f1": round(f1, 2),
+                                 "questions": len(val), "time": time.time()}) + "\n")
         log.info("validation F1 %.2f at step %d (%d questions of the validation articles)", f1, step, len(val))
 
     # bf16 only where the hardware has it (CUDA, or a CPU with AMX/AVX512-BF16):
@@ -271,13 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else bf16_autocast(True)
     model.train()
     t0 = time.time()
+    step0 = step
     seen = 0
     loss_avg = None
-    while step < total_steps:
+    deadline = started + args.time_budget if args.time_budget else math.inf
+    while step < total_steps and time.time() < deadline:
         epoch = step // steps_per_epoch
         batches = make_batches(lengths, args.batch_size, np.random.default_rng(args.seed + epoch))
         for b in batches[step % steps_per_epoch :]:
-            if step >= total_steps:
+            if step >= total_steps or time.time() >= deadline:
                 break
             ids, tt, mask, st, en = (t.to(device) for t in collate(feats, b, tokenizer))
             with amp:
@@ -293,18 +309,22 @@ def main(argv: list[str] | None = None) -> int:
             step += 1
             seen += len(b)
             loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+            if schedule is not None and step - step0 >= 10:
+                total_steps = schedule.fit(step, (step - step0) / (time.time() - t0), deadline - time.time())
             if step % 10 == 0:
                 el = time.time() - t0
                 log.info("step %d/%d epoch %.2f loss %.3f lr %.2e %.1f windows/s eta %.0f min",
                          step, total_steps, step / steps_per_epoch, loss_avg, sched.get_last_lr()[0],
                          seen / el, (total_steps - step) * (el / max(1, seen)) * args.batch_size / 60)
-            if step % args.save_every == 0:
+            if args.save_every and step % args.save_every == 0:
                 save()
             if args.eval_every and step % args.eval_every == 0:
                 validate()
+    if time.time() >= deadline:
+        log.info("time budget of %.0f s reached at step %d", args.time_budget, step)
     save()
     validate()
-    log.info("done: %d steps in %.0f s", step, time.time() - t0)
+    log.info("done: %d steps (%d windows) in %.0f s", step, step * args.batch_size, time.time() - t0)
 
     if args.export:
         export(model, tokenizer, args.export, vars(args), len(examples), n_unans)
@@ -343,6 +363,46 @@ def export(model, tokenizer, target: Path, hparams: dict, n_examples: int, n_una
 
 
 
+class LinearSchedule:
+    """Linear warm-up then linear decay to 0 at ``total`` steps (transformers'
+    schedule), whose end can be moved while training: under a time budget the
+    decay is fitted to the steps the measured speed still allows."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total, self.planned = warmup, total, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / max(1, self.warmup)
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+
+    def fit(self, step: int, steps_per_s: float, seconds_left: float) -> int:
+        """Move the end to the last step that fits (never past the planned end)."""
+        self.total = max(step + 1, min(self.planned, step + int(steps_per_s * max(0.0, seconds_left))))
+        return self.total
+
+
+def hardware_line(device: str) -> str:
+    """What the run computes on, for the log: windows/s only compare on the same line."""
+    import platform
+
+    import torch
+
+    from qa.embedding import _cpu_has_bf16
+
+    if device == "cuda":
+        return f"cuda {torch.cuda.get_device_name(0)}, bf16 autocast"
+    name = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            name = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    native = _cpu_has_bf16()
+    return (f"cpu {name}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, native bf16 (AMX/AVX512-BF16) "
+            f"{'yes: bf16 autocast' if native else 'no: fp32 (emulated bf16 would be slower)'}")
+
+
 def validation_f1(model, tokenizer, examples: list[squad.SquadExample], device: str) -> float:
     """Best-span F1 on gold paragraphs, read exactly as the product reads."""
     from qa.config import ReaderConfig
@@ -363,7 +423,9 @@ def export_checkpoint(run_dir: Path, target: Path, base) -> int:
     state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
     model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
     model.load_state_dict(state["model"])
-    export(model, AutoTokenizer.from_pretrained(base), target, state["args"] | {"step": state["step"]}, -1, -1)
+    batch = int(state["args"].get("batch_size", 32))
+    export(model, AutoTokenizer.from_pretrained(base), target,
+           state["args"] | {"step": state["step"], "windows": state["step"] * batch}, -1, -1)
     return 0
 
 

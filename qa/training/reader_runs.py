@@ -1,0 +1,200 @@
+"""The reader-training run that spans sessions: start or resume it, see where it is, export it.
+
+One long schedule (3 epochs of the full mix from the shipped reader, lr 3e-5,
+2% warm-up, seed 13) runs niced in the background in ``RUNS/full`` (default
+``~/.cache/qa/reader-runs``, ``QA_READER_RUNS`` or ``make ... RUNS=``), outside
+the work tree, so it survives when the same machine comes back. Chaining short
+runs lost F1 (a fresh warm-up on a finished schedule: 73.6 → 73.0), so every
+session resumes this one from its checkpoint instead of starting a new one.
+
+    python -m qa.training.reader_runs start    # = make train-reader-bg: start, or resume after a stop
+    python -m qa.training.reader_runs status   # = make train-reader-status
+    python -m qa.training.reader_runs export   # = make train-reader-export: latest checkpoint → curve
+
+The run executes a snapshot of the committed tree (``git archive HEAD`` into
+``RUNS/code``), so merges into the work tree cannot change a module under it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from qa.config import ReaderRunConfig
+from qa.evaluation import squad
+from qa.training import reader_curve
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = "full"
+#: The curve's name for this run and the windows of the weights it started from
+#: (round 2's 8,064 + reader-continued's 46,112: the shipped reader when it began).
+CURVE_RUN = "r3"
+ORIGIN_WINDOWS = 54_176
+BATCH_SIZE = 32
+
+
+def train_args(runs: Path, data: Path, threads: int = 2) -> list[str]:
+    """The run's arguments: identical at every start, so that a resume continues the same schedule."""
+    out = runs / RUN
+    return ["--mix", "full", "--data", str(data), "--init", "qa/models/reader", "--out", str(out),
+            "--export", str(out / "export"), "--epochs", "3", "--lr", "3e-5", "--warmup", "0.02",
+            "--negatives", "0.1", "--save-every", "25", "--eval-every", "300", "--seed", "13",
+            "--threads", str(threads)]
+
+
+def running_pid(runs: Path) -> int | None:
+    """The pid in ``RUNS/train.pid`` if that process is alive and is a reader training."""
+    try:
+        pid = int((runs / "train.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    return pid if "train_reader" in cmdline else None
+
+
+def snapshot_code(target: Path) -> None:
+    """The committed tree (HEAD) into ``target``, replacing an older snapshot."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+
+
+def start(runs: Path, data: Path, threads: int = 2, python: str = sys.executable) -> int:
+    pid = running_pid(runs)
+    if pid is not None:
+        print(f"the reader run is already going (pid {pid}); nothing started. "
+              f"See `make train-reader-status`; stop it with `kill {pid}` (it resumes from its checkpoint).")
+        return 0
+    runs.mkdir(parents=True, exist_ok=True)
+    code = runs / "code"
+    snapshot_code(code)
+    ckpt = runs / RUN / "checkpoint.pt"
+    log_file = open(runs / f"{RUN}.nohup", "ab")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(code))
+    cmd = ["nice", "-n", "19", python, "-m", "qa.training.train_reader", *train_args(runs, data, threads)]
+    proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    tmp = runs / "train.pid.tmp"
+    tmp.write_text(f"{proc.pid}\n")
+    os.replace(tmp, runs / "train.pid")
+    what = f"resuming from {ckpt}" if ckpt.exists() else "starting from the shipped reader"
+    print(f"reader run {what}: pid {proc.pid}, log {runs / RUN / 'train.log'}\n  {' '.join(cmd)}")
+    return 0
+
+
+_STEP = re.compile(r"^(\S+ \S+) step (\d+)/(\d+) epoch ([\d.]+) loss ([\d.]+) lr (\S+) ([\d.]+) windows/s eta (\d+) min")
+
+
+def status(runs: Path) -> dict:
+    """Where the run is, read from its files (no torch, no checkpoint loading)."""
+    run = runs / RUN
+    log_lines = (run / "train.log").read_text().splitlines() if (run / "train.log").exists() else []
+    last = next((m for ln in reversed(log_lines) if (m := _STEP.match(ln))), None)
+    hardware = next((ln.split("hardware: ", 1)[1] for ln in reversed(log_lines) if "hardware: " in ln), None)
+    val = []
+    if (run / "val.jsonl").exists():
+        val = [json.loads(ln) for ln in (run / "val.jsonl").read_text().splitlines() if ln.strip()]
+    ckpt = run / "checkpoint.pt"
+    return {
+        "run": str(run),
+        "pid": running_pid(runs),
+        "alive": running_pid(runs) is not None,
+        "hardware": hardware,
+        "last_log": last.group(1) if last else None,
+        "step": int(last.group(2)) if last else None,
+        "total_steps": int(last.group(3)) if last else None,
+        "epoch": float(last.group(4)) if last else None,
+        "loss": float(last.group(5)) if last else None,
+        "windows_per_s": float(last.group(7)) if last else None,
+        "eta_min": int(last.group(8)) if last else None,
+        "checkpoint_age_min": round((time.time() - ckpt.stat().st_mtime) / 60, 1) if ckpt.exists() else None,
+        "validation": val[-5:],
+        "resumes": sum("resumed at step" in ln for ln in log_lines),
+    }
+
+
+def print_status(s: dict) -> None:
+    print(f"run       {s['run']}  ({'ALIVE, pid ' + str(s['pid']) if s['alive'] else 'not running: make train-reader-bg'})")
+    print(f"hardware  {s['hardware'] or '(not logged yet)'}")
+    if s["step"] is not None:
+        print(f"step      {s['step']}/{s['total_steps']} (epoch {s['epoch']:.2f}, {s['step'] * BATCH_SIZE:,} windows "
+              f"of this run), loss {s['loss']:.3f}, {s['windows_per_s']} windows/s, eta {s['eta_min']} min "
+              f"(at {s['last_log']})")
+    else:
+        print("step      (no step logged yet: preparing data or not started)")
+    print(f"checkpoint {'none' if s['checkpoint_age_min'] is None else str(s['checkpoint_age_min']) + ' min old'}; "
+          f"resumes so far: {s['resumes']}")
+    if s["validation"]:
+        print("validation (periodic sample)  step   windows   F1")
+        for v in s["validation"]:
+            print(f"                              {v['step']:>5} {v['step'] * BATCH_SIZE:>9,} {v['f1']:6.2f}"
+                  f" ({v.get('questions', 400)} q)")
+
+
+def export(runs: Path, data: Path | None, curve_path: Path = reader_curve.CURVE_JSON) -> int:
+    """Export the latest checkpoint (the run keeps going), measure it on all validation questions, add it to the curve."""
+    from qa.training import train_reader
+
+    run = runs / RUN
+    if not (run / "checkpoint.pt").exists():
+        print(f"no checkpoint in {run} yet: nothing to export", file=sys.stderr)
+        return 1
+    tmp = run / "exports" / "latest.tmp"
+    train_reader.main(["--export-checkpoint", "--out", str(run), "--export", str(tmp),
+                       "--init", str(REPO / "qa" / "models" / "reader")])
+    step = int(json.loads((tmp / "training.json").read_text())["step"])
+    target = run / "exports" / f"step-{step}"
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    res = reader_curve.validate(target, data)
+    print(json.dumps(res))
+    curve = reader_curve.load_curve(curve_path)
+    windows = ORIGIN_WINDOWS + step * BATCH_SIZE
+    reader_curve.add_point(curve, reader_curve.CurvePoint(f"{CURVE_RUN} step {step}", windows, res["f1"],
+                                                          res["questions"], run=CURVE_RUN,
+                                                          note="`make train-reader-export`"))
+    if (run / "val.jsonl").exists():
+        reader_curve.add_run_log(curve, run / "val.jsonl", CURVE_RUN, ORIGIN_WINDOWS, BATCH_SIZE)
+    reader_curve.save_curve(curve, curve_path)
+    reader_curve.render(curve_path)
+    print(f"step {step} ({windows:,} windows since round 1): validation F1 {res['f1']:.2f} on {res['questions']} q")
+    print(reader_curve.ship_verdict(res["f1"], curve))
+    print(f"export: {target}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=("start", "status", "export"))
+    p.add_argument("--runs", type=Path, default=None, help="runs folder (default ~/.cache/qa/reader-runs)")
+    p.add_argument("--data", type=Path, default=None, help="SQuAD folder (default ../shared/data/squad, QA_DATA)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="status as JSON")
+    args = p.parse_args(argv)
+    runs = Path(args.runs or ReaderRunConfig().runs_dir).expanduser()
+    data = Path(args.data or squad.SQUAD_DIR).resolve()
+    if args.action == "start":
+        if not (data / "dev-v1.1.json").exists():
+            print(f"no SQuAD data in {data}: give --data DIR or set QA_DATA", file=sys.stderr)
+            return 2
+        return start(runs, data, args.threads)
+    if args.action == "status":
+        s = status(runs)
+        print(json.dumps(s, indent=1)) if args.json else print_status(s)
+        return 0
+    return export(runs, args.data)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""The learning curve file, its table/plot, the ship rule and the run's status parsing."""
+
+from __future__ import annotations
+
+import json
+
+from qa.evaluation.squad import SquadExample
+from qa.reader import Span
+from qa.training import reader_curve, reader_runs
+from qa.training.reader_curve import CurvePoint
+
+
+def _curve():
+    curve = {"shipped": None, "runs": {}, "points": []}
+    reader_curve.add_point(curve, CurvePoint("round 2", 8064, 68.9, 732))
+    reader_curve.add_point(curve, CurvePoint("reader-continued", 54176, 73.5, 732))
+    curve["shipped"] = "reader-continued"
+    return curve
+
+
+def test_ship_rule_needs_one_point_over_the_shipped_reader():
+    curve = _curve()
+    assert reader_curve.ship_verdict(74.5, curve).startswith("SHIP")
+    assert reader_curve.ship_verdict(74.49, curve).startswith("keep")
+    curve["shipped"] = None
+    assert "measure it first" in reader_curve.ship_verdict(80.0, curve)
+
+
+def test_points_replace_by_label_and_run_logs_land_at_their_windows(tmp_path):
+    curve = _curve()
+    reader_curve.add_point(curve, CurvePoint("round 2", 8064, 68.5, 732))
+    assert [p["f1"] for p in curve["points"] if p["label"] == "round 2"] == [68.5]
+    log = tmp_path / "val.jsonl"
+    log.write_text('{"step": 300, "f1": 68.19, "time": 1}\n\n{"step": 600, "windows": 19200, "f1": 70.37, '
+                   '"questions": 732, "time": 2}\n')
+    assert reader_curve.add_run_log(curve, log, "continued", origin_windows=8064) == 2
+    periodic = {p["label"]: p for p in curve["points"] if p["kind"] == "periodic"}
+    assert periodic["continued step 300"]["windows"] == 8064 + 300 * 32
+    assert periodic["continued step 300"]["questions"] == 400  # old logs: the 400-question sample
+    assert periodic["continued step 600"]["windows"] == 8064 + 19200
+    path = tmp_path / "docs" / "reader-curve.json"
+    reader_curve.save_curve(curve, path)
+    assert [p["windows"] for p in json.loads(path.read_text())["points"]] == sorted(
+        p["windows"] for p in curve["points"])
+    assert reader_curve.shipped_f1(reader_curve.load_curve(path)) == 73.5
+
+
+def test_render_writes_table_and_png(tmp_path):
+    path = tmp_path / "reader-curve.json"
+    reader_curve.save_curve(_curve(), path)
+    reader_curve.render(path)
+    table = path.with_suffix(".md").read_text()
+    assert "| reader-continued (shipped) | 54,176 | **73.50** | 732 |" in table
+    png = path.with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 300_000
+
+
+def test_score_spans_counts_misses_and_missing_spans():
+    ctx = "Oxygen was discovered by Carl Wilhelm Scheele."
+    exs = [SquadExample("a", "Oxygen", ctx, "Who?", ("Carl Wilhelm Scheele",), (25,)),
+           SquadExample("b", "Oxygen", ctx, "Who else?", ("Scheele",), (38,))]
+    spans = [Span(ctx.index("Carl"), len(ctx) - 1, 1.0, 0.0, 0), None]
+    em, f1 = reader_curve.score_spans(exs, spans)
+    assert (em, f1) == (50.0, 50.0)
+
+
+def test_status_reads_the_run_files(tmp_path):
+    run = tmp_path / "full"
+    run.mkdir()
+    (run / "train.log").write_text(
+        "2026-12-03 19:00:00,000 hardware: cpu AMD EPYC, 2 cores, 2 threads, native bf16 no\n"
+        "2026-12-03 19:01:00,000 step 10/10812 epoch 0.00 loss 1.421 lr 1.39e-06 2.5 windows/s eta 2300 min\n"
+        "2026-12-03 19:09:00,000 step 20/10812 epoch 0.01 loss 1.419 lr 2.78e-06 3.1 windows/s eta 1850 min\n")
+    (run / "val.jsonl").write_text('{"step": 300, "f1": 71.5, "time": 1}\n')
+    (tmp_path / "train.pid").write_text("999999999\n")  # no such process
+    s = reader_runs.status(tmp_path)
+    assert (s["step"], s["total_steps"], s["windows_per_s"], s["alive"]) == (20, 10812, 3.1, False)
+    assert s["hardware"].startswith("cpu AMD EPYC") and s["validation"][0]["f1"] == 71.5
+
+
+def test_start_refuses_while_the_run_is_alive(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    # a live process whose command line names train_reader, as the real run's does
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "qa.training.train_reader"])
+    try:
+        (tmp_path / "train.pid").write_text(f"{proc.pid}\n")
+        deadline = time.time() + 20  # until the child has exec'd (its command line is pytest's before)
+        while reader_runs.running_pid(tmp_path) is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert reader_runs.start(tmp_path, tmp_path) == 0
+        assert "already going" in capsys.readouterr().out
+        assert not (tmp_path / "code").exists()  # nothing snapshotted, nothing started
+        assert (tmp_path / "train.pid").read_text().strip() == str(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert reader_runs.running_pid(tmp_path) is None
+
+
+def test_run_arguments_match_the_long_schedule():
+    from pathlib import Path
+
+    args = reader_runs.train_args(Path("/r"), Path("/d"))
+    pairs = dict(zip(args[::2], args[1::2]))
+    assert pairs["--epochs"] == "3" and pairs["--lr"] == "3e-5" and pairs["--seed"] == "13"
+    assert pairs["--warmup"] == "0.02" and pairs["--out"] == "/r/full" and pairs["--init"] == "qa/models/reader"
