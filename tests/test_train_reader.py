@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from transformers import AutoTokenizer
 
 from qa.training.calibration_fit import sweep
@@ -64,3 +65,67 @@ def test_sweep_scores_answers_and_abstentions():
     lo, hi = sweep(probs, f1, impossible, [0.0, 0.5])
     assert lo["f1"] == 50.0 and lo["no_answer_accuracy"] == 0.0
     assert hi["f1"] == 50.0 and hi["f1_answerable"] == 50.0 and hi["no_answer_accuracy"] == 50.0
+
+
+def test_linear_schedule_fits_its_decay_to_the_time_left():
+    from qa.training.train_reader import LinearSchedule
+
+    s = LinearSchedule(warmup=10, total=1000)
+    assert s(5) == 0.5 and s(10) == 1.0
+    assert s.fit(step=100, steps_per_s=2.0, seconds_left=50) == 200  # 100 more steps fit
+    assert s(150) == (200 - 150) / (200 - 10) and s(200) == 0.0
+    assert s.fit(step=150, steps_per_s=100.0, seconds_left=1e6) == 1000  # never past the planned end
+    assert s.fit(step=300, steps_per_s=1.0, seconds_left=0) == 301  # out of time: ends at the next step
+
+
+def _tiny_squad(folder):
+    """A SQuAD folder with every file of the full mix: a few training questions, validation on "Oxygen"."""
+    import json
+
+    train = {"data": [{"title": "Engine", "paragraphs": [
+        {"context": PARAS[0], "qas": [{"id": "t1", "question": "Who wrote the first program?",
+                                       "answers": [{"text": "Ada Lovelace", "answer_start": 0}]}]},
+        {"context": PARAS[1], "qas": [{"id": "t2", "question": "Where was it designed?",
+                                       "answers": [{"text": "London", "answer_start": PARAS[1].index("London")}]},
+                                      {"id": "t3", "question": "Who designed the engine?",
+                                       "answers": [{"text": "Charles Babbage", "answer_start": 0}]}]}]}]}
+    ctx = "Oxygen was discovered by Carl Wilhelm Scheele in Uppsala in 1773."
+    dev = {"data": train["data"] + [{"title": "Oxygen", "paragraphs": [{"context": ctx, "qas": [
+        {"id": "v1", "question": "Who discovered oxygen?",
+         "answers": [{"text": "Carl Wilhelm Scheele", "answer_start": ctx.index("Carl")}]},
+        {"id": "v2", "question": "When was oxygen discovered?",
+         "answers": [{"text": "1773", "answer_start": ctx.index("1773")}]}]}]}]}
+    (folder / "train").mkdir(parents=True)
+    for name in ("dev-v2.0-half.json", "train/train-v1.1-full.json", "train/train-v2.0-prefix.json",
+                 "train/qed-train.json"):
+        (folder / name).write_text(json.dumps(train))
+    (folder / "dev-v1.1.json").write_text(json.dumps(dev))
+    return folder
+
+
+@pytest.mark.slow
+def test_a_tiny_real_run_under_a_time_budget_validates_and_exports(tmp_path):
+    """The device script's path on the CPU: from the shipped reader, a time budget, all validation, fp16 export."""
+    import json
+
+    from qa.config import SHIPPED_READER
+    from qa.training import train_reader
+
+    data = _tiny_squad(tmp_path / "squad")
+    rc = train_reader.main(["--mix", "full", "--data", str(data), "--init", str(SHIPPED_READER),
+                            "--out", str(tmp_path / "run"), "--export", str(tmp_path / "export"),
+                            "--epochs", "50", "--batch-size", "2", "--lr", "1e-5", "--save-every", "0",
+                            "--eval-every", "0", "--eval-questions", "0", "--time-budget", "30", "--threads", "1"])
+    assert rc == 0
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "hardware: cpu" in log and "native bf16" in log
+    (val,) = [json.loads(x) for x in (tmp_path / "run" / "val.jsonl").read_text().splitlines()]
+    assert val["questions"] == 2 and val["windows"] == 2 * val["step"]
+    assert 0 < val["step"] < 50 * 2 or "time budget" not in log  # 100 planned steps: cut short, or done in time
+    assert val["f1"] > 50  # the shipped reader answers both questions; a few tiny steps at lr 1e-5 keep that
+    record = json.loads((tmp_path / "export" / "training.json").read_text())
+    assert record["time_budget"] == 30 and record["init"] == str(SHIPPED_READER)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "export" / "model.safetensors"), "pt") as f:
+        assert str(f.get_tensor(next(iter(f.keys()))).dtype) == "torch.float16"

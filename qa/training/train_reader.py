@@ -197,10 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     from qa.embedding import bf16_autocast, packaged_minilm_path
 
     args.out.mkdir(parents=True, exist_ok=True)
+    # The log goes to the run's train.log and stderr, set on this module's logger (not the root's,
+    # which a host such as pytest may already own); an export beside a running run stays out of its log.
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if not args.export_checkpoint:  # an export beside a running run stays out of its log
+    if not args.export_checkpoint:
         handlers.append(logging.FileHandler(args.out / "train.log"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    for h in handlers:
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     if args.threads:
         torch.set_num_threads(args.threads)
     random.seed(args.seed)
