@@ -86,7 +86,8 @@ train-reader-device-pack:
 
 DRYRUN_OUT ?= /tmp/qa-device-dryrun
 train-reader-device-dryrun: train-reader-device-pack
-	rm -rf $(DRYRUN_OUT) && LIMIT=$${LIMIT:-64} EPOCHS=$${EPOCHS:-1} BATCH=$${BATCH:-8} BUDGET=$${BUDGET:-60} \
+	rm -rf $(DRYRUN_OUT) && LIMIT=$${LIMIT:-64} EPOCHS=$${EPOCHS:-1} BATCH=$${BATCH:-8} BUDGET=$${BUDGET:-300} \
+	  EVALQ=$${EVALQ:-64} \
 	  OUT=$(DRYRUN_OUT)/out WORK=$(DRYRUN_OUT)/work PY=$(abspath $(BIN)/python) \
 	  PYTHONPATH=$(CURDIR)/bench/device_image bash bench/device_train.sh
 	$(MAKE) train-reader-device-join PARTS=$(DRYRUN_OUT)/out JOINED=$(DRYRUN_OUT)/joined
