@@ -84,8 +84,11 @@ train-reader-export:
 train-reader-device-pack:
 	$(BIN)/python -m qa.training.device_pack pack --to .device
 
+.device/data.sha256.json:
+	$(BIN)/python -m qa.training.device_pack pack --to .device
+
 DRYRUN_OUT ?= /tmp/qa-device-dryrun
-train-reader-device-dryrun: train-reader-device-pack
+train-reader-device-dryrun: .device/data.sha256.json
 	rm -rf $(DRYRUN_OUT) && LIMIT=$${LIMIT:-64} EPOCHS=$${EPOCHS:-1} BATCH=$${BATCH:-8} BUDGET=$${BUDGET:-300} \
 	  EVALQ=$${EVALQ:-64} \
 	  OUT=$(DRYRUN_OUT)/out WORK=$(DRYRUN_OUT)/work PY=$(abspath $(BIN)/python) \
