@@ -39,6 +39,7 @@ def test_split_then_join_round_trip(parts, tmp_path):
     assert (tmp_path / "joined" / "model.safetensors").read_bytes() == payload
     assert json.loads((tmp_path / "joined" / "config.json").read_text()) == {"model_type": "bert"}
     assert not list(tmp_path.glob("joined.*"))  # no temporary or .old folder left
+    assert oct((tmp_path / "joined").stat().st_mode & 0o777) == "0o755"
 
 
 def _previous(tmp_path):

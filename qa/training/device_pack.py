@@ -164,6 +164,9 @@ def join(parts_dir: Path, target: Path) -> dict:
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
             tar.extractall(tmp, filter="data")
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the export from other users
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         missing = [f for f in meta["files"] if not (tmp / f).is_file()]
         if missing or not (tmp / "model.safetensors").is_file():
             raise PackError(f"the joined export lacks {', '.join(missing) or 'model.safetensors'}")
