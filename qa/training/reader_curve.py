@@ -117,7 +117,7 @@ def add_run_log(curve: dict, val_jsonl: Path, run: str, origin_windows: int, bat
         windows = origin_windows + int(rec.get("windows", rec["step"] * batch_size))
         questions = int(rec.get("questions", 400))
         add_point(curve, CurvePoint(f"{run} step {rec['step']}", windows, float(rec["f1"]), questions,
-                                    kind="periodic", run=run))
+                                    kind="periodic", run=run, note=f"periodic, {questions}-question sample"))
         n += 1
     return n
 

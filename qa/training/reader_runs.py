@@ -153,14 +153,15 @@ def export(runs: Path, data: Path | None, curve_path: Path = reader_curve.CURVE_
     tmp = run / "exports" / "latest.tmp"
     train_reader.main(["--export-checkpoint", "--out", str(run), "--export", str(tmp),
                        "--init", str(REPO / "qa" / "models" / "reader")])
-    step = int(json.loads((tmp / "training.json").read_text())["step"])
+    record = json.loads((tmp / "training.json").read_text())
+    step = int(record["step"])
     target = run / "exports" / f"step-{step}"
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     res = reader_curve.validate(target, data)
     print(json.dumps(res))
     curve = reader_curve.load_curve(curve_path)
-    windows = ORIGIN_WINDOWS + step * BATCH_SIZE
+    windows = ORIGIN_WINDOWS + int(record.get("windows", step * BATCH_SIZE))
     reader_curve.add_point(curve, reader_curve.CurvePoint(f"{CURVE_RUN} step {step}", windows, res["f1"],
                                                           res["questions"], run=CURVE_RUN,
                                                           note="`make train-reader-export`"))
