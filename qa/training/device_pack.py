@@ -30,6 +30,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from qa._files import atomic_write_bytes, sha256_file
 from qa.config import ReaderRunConfig
 from qa.errors import PackError
 
@@ -37,17 +38,6 @@ PACK = "data.tar.xz"
 PACK_SUMS = "data.sha256.json"
 META = "reader.meta.json"
 PART = "reader.part{:02d}"
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # -- data there -----------------------------------------------------------------------------------
@@ -76,7 +66,7 @@ def pack(data_dir: Path, out_dir: Path, names: list[str] | None = None) -> dict:
     os.replace(tmp, out_dir / PACK)
     sums["pack"] = sha256_file(out_dir / PACK)
     sums["pack_bytes"] = (out_dir / PACK).stat().st_size
-    _atomic_bytes(out_dir / PACK_SUMS, json.dumps(sums, indent=1).encode())
+    atomic_write_bytes(out_dir / PACK_SUMS, json.dumps(sums, indent=1).encode())
     return sums
 
 
@@ -114,7 +104,7 @@ def split(export_dir: Path, out_dir: Path, part_mib: int | None = None, extras: 
     for i, off in enumerate(range(0, len(data), part_bytes)):
         chunk = data[off : off + part_bytes]
         name = PART.format(i)
-        _atomic_bytes(out_dir / name, chunk)
+        atomic_write_bytes(out_dir / name, chunk)
         parts.append({"name": name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
     meta = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "parts": parts,
             "files": sorted(f.name for f in Path(export_dir).iterdir() if f.is_file())}
@@ -124,7 +114,7 @@ def split(export_dir: Path, out_dir: Path, part_mib: int | None = None, extras: 
     for extra in extras:
         if Path(extra).is_file():
             shutil.copyfile(extra, out_dir / Path(extra).name)
-    _atomic_bytes(out_dir / META, json.dumps(meta, indent=1).encode())
+    atomic_write_bytes(out_dir / META, json.dumps(meta, indent=1).encode())
     return meta
 
 

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from qa._files import atomic_write_text
 from qa.config import ReaderRunConfig
 from qa.evaluation import squad
 
@@ -93,11 +92,7 @@ def save_curve(curve: dict, path: Path = CURVE_JSON) -> None:
     """Atomic write (temp file + rename): a crash never leaves half a curve."""
     path.parent.mkdir(parents=True, exist_ok=True)
     curve["points"].sort(key=lambda p: (p["windows"], p["kind"] != "export", p["label"]))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(curve, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(curve, indent=1) + "\n")
 
 
 def add_point(curve: dict, point: CurvePoint) -> dict:
@@ -205,7 +200,7 @@ def plot(curve: dict, png: Path) -> None:
 
 def render(curve_path: Path = CURVE_JSON) -> None:
     curve = load_curve(curve_path)
-    write_table(curve, curve_path.with_suffix(".md"))
+    write_table(curve, curve_path.with_suffix(".md"))  # the table and plot are derived: plain writes
     plot(curve, curve_path.with_suffix(".png"))
 
 
