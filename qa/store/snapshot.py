@@ -65,6 +65,9 @@ class Manifest:
     vector_index: dict[str, Any] = field(default_factory=lambda: {"name": "faiss-flat"})
     lexical_index: str = "bm25s"
     next_chunk_id: int = 0
+    # Inference engines (qa.engine) whose embeddings the index holds, e.g.
+    # [{"engine": "onnx", "sha256": ...}] (informational: fp32 engines agree).
+    engines: list[dict[str, str]] = field(default_factory=list)
     # Every other file of the snapshot: relative path -> [size in bytes, sha256],
     # checked on load (missing, truncated or altered files are refused).
     files: dict[str, list] = field(default_factory=dict)

@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
-    from qa.embedding import bf16_autocast, packaged_minilm_path
+    from qa.embedding import packaged_minilm_path
+    from qa.engine import bf16_autocast
 
     args.out.mkdir(parents=True, exist_ok=True)
     # The log goes to the run's train.log and stderr, set on this module's logger (not the root's,
