@@ -328,7 +328,7 @@ def _export_fp32(spec: ModelSpec, target: Path) -> None:
     from onnxruntime.transformers.optimizer import optimize_model
 
     module = spec.torch_module(export=True)
-    ids = torch.tensor([[101, 2054, 2003, 1037, 3231, 102, 1037, 3231, 102]] * 2, dtype=torch.long)
+    ids = torch.tensor([[101, 7, 8, 9, 10, 102, 11, 12, 102]] * 2, dtype=torch.long)  # any vocabulary
     args = (ids, torch.ones_like(ids), torch.zeros_like(ids))
     outputs = ["embeddings"] if spec.role == "embedder" else ["start_logits", "end_logits"]
     axes = {k: {0: "batch", 1: "length"} for k in INPUTS}
