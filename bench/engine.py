@@ -1,0 +1,227 @@
+"""Both models on every engine, side by side with plain library fp32, in one run.
+
+    python bench/engine.py [--parts embed,reader,index,ask] [--chunks 256] [--windows 128]
+                           [--rounds 3] [--engines torch,onnx,onnx-int8] [--threads 0] [--json FILE]
+
+Prints the CPU (model, flags that matter: AVX2/VNNI/AVX512-BF16/AMX), the load,
+and for each part the median over ``--rounds`` interleaved rounds (background
+load hits every variant alike) of process CPU seconds and wall seconds, with
+the speed-up over the plain baseline (CPU-time ratio first: it barely moves
+with other processes' load; wall ratios on a busy machine are noisy):
+
+* embed:  ``SentenceTransformer.encode`` fp32 (batch 32) vs ``qa.embedding.Embedder``
+          on each engine, on SQuAD chunks; cosine of each embedding to the baseline's;
+* reader: plain ``transformers`` ``AutoModelForQuestionAnswering`` fp32 forward
+          (batch 32, padded to the longest) vs ``SpanReader.run`` (tokenise, forward,
+          decode) on each engine, on SQuAD dev question+paragraph pairs; agreement
+          of the best span with the PyTorch fp32 reader's;
+* index:  what ``qa index`` does (chunk, embed, BM25, vector index, save) per engine,
+          chunks/s;
+* ask:    ``QA.ask`` p50/p95 per engine on the seed questions (index built once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _timed(fn):
+    c, w = time.process_time(), time.perf_counter()
+    out = fn()
+    return out, time.process_time() - c, time.perf_counter() - w
+
+
+def _rounds(variants: dict, rounds: int) -> dict:
+    """Median CPU/wall seconds per variant, variants interleaved round after round."""
+    for fn in variants.values():
+        fn()  # warm up
+    cpu = {n: [] for n in variants}
+    wall = {n: [] for n in variants}
+    outs = {}
+    for r in range(rounds):
+        for n, fn in variants.items():
+            outs[n], c, w = _timed(fn)
+            cpu[n].append(c)
+            wall[n].append(w)
+        print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+    return {n: (statistics.median(cpu[n]), statistics.median(wall[n])) for n in variants}, outs
+
+
+def _table(title: str, unit_count: int, unit: str, res: dict, base: str, extra: dict) -> list[dict]:
+    print(f"\n{title} ({unit_count} {unit}; speed-up = baseline seconds / variant seconds)")
+    print(f"| variant | CPU s | wall s | {unit}/CPU-s | speed-up CPU | speed-up wall | {extra.get('_name', '')} |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    bc, bw = res[base]
+    for n, (c, w) in res.items():
+        row = {"variant": n, "cpu_s": c, "wall_s": w, "per_cpu_s": unit_count / c, "speedup_cpu": bc / c,
+               "speedup_wall": bw / w, "quality": extra.get(n)}
+        rows.append(row)
+        print(f"| {n} | {c:.2f} | {w:.2f} | {unit_count / c:.1f} | {bc / c:.2f}x | {bw / w:.2f}x | {extra.get(n, '')} |")
+    return rows
+
+
+def bench_embed(args, engines):
+    from sentence_transformers import SentenceTransformer
+    from vector_scale import squad_chunks
+
+    from qa.config import EngineConfig
+    from qa.embedding import Embedder, packaged_minilm_path
+
+    texts = squad_chunks(args.chunks)
+    st = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
+    variants = {"st-fp32 (baseline)": lambda: st.encode(texts, batch_size=32, normalize_embeddings=True,
+                                                        convert_to_numpy=True)}
+    for e in engines:
+        emb = Embedder(engine=EngineConfig(kind=e, threads=args.threads), bf16=True)
+        emb.warm_up()
+        variants[f"qa {emb.engine_id['engine']}"] = lambda emb=emb: emb.run(texts)
+    res, outs = _rounds(variants, args.rounds)
+    ref = outs["st-fp32 (baseline)"]
+    extra = {"_name": "cosine to baseline min / mean"}
+    for n, v in outs.items():
+        cos = (np.asarray(v) * ref).sum(1)
+        extra[n] = f"{cos.min():.4f} / {cos.mean():.4f}"
+    return _table("Embedding", len(texts), "chunks", res, "st-fp32 (baseline)", extra)
+
+
+def bench_reader(args, engines):
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from vector_scale import dev_questions
+
+    from qa.config import EngineConfig, ReaderConfig
+    from qa.reader import SpanReader
+
+    qs, ctxs = dev_questions(args.windows, with_context=True)
+    path = ReaderConfig().path
+    tok = AutoTokenizer.from_pretrained(str(path))
+    hf = AutoModelForQuestionAnswering.from_pretrained(str(path), dtype=torch.float32).eval()
+
+    def plain():
+        out = []
+        for i in range(0, len(qs), 32):
+            enc = tok(qs[i:i + 32], ctxs[i:i + 32], truncation="only_second", max_length=384, padding=True,
+                      return_tensors="pt")
+            with torch.inference_mode():
+                o = hf(**enc)
+            out.append(o.start_logits.shape)
+        return out
+
+    variants = {"transformers-fp32 (baseline)": plain}
+    for e in engines:
+        r = SpanReader(ReaderConfig(engine=EngineConfig(kind=e, threads=args.threads)))
+        r.warm_up()
+        variants[f"qa {r.engine_id['engine']}"] = lambda r=r: r.best_spans(qs, ctxs)
+    res, outs = _rounds(variants, args.rounds)
+    extra = {"_name": "best span = PyTorch fp32's"}
+    ref = outs.get("qa torch")
+    for n, v in outs.items():
+        if n.startswith("qa ") and ref is not None:
+            same = np.mean([(a.start, a.end) == (b.start, b.end) if a and b else a is b for a, b in zip(v, ref)])
+            extra[n] = f"{same:.3f}"
+    return _table("Reader", len(qs), "questions", res, "transformers-fp32 (baseline)", extra)
+
+
+def bench_index(args, engines):
+    from vector_scale import squad_chunks
+
+    from qa.config import EngineConfig, Settings
+    from qa.ingest.loading import document_from_text
+    from qa.pipeline import QA
+
+    texts = squad_chunks(args.chunks)
+    docs = [document_from_text(f"d{i}.txt", t) for i, t in enumerate(texts)]
+    variants = {}
+    for e in engines:
+        settings = Settings(engine=EngineConfig(kind=e, threads=args.threads))
+
+        def run(settings=settings):
+            with tempfile.TemporaryDirectory() as tmp:
+                qa = QA(index_dir=Path(tmp) / "index", corpus_dir=None, settings=settings)
+                qa.embedder.warm_up()
+                qa.add_documents(docs)
+                return qa.store.manifest.n_chunks
+
+        variants[f"qa index, {e}"] = run
+    res, outs = _rounds(variants, args.rounds)
+    n = next(iter(outs.values()))
+    base = next(iter(res))
+    return _table("qa index, whole path (chunk, embed, BM25, vectors, save)", n, "chunks", res, base, {})
+
+
+def bench_ask(args, engines):
+    from qa.config import EngineConfig, Settings
+    from qa.pipeline import QA
+
+    gold = [json.loads(x)["question"] for x in (ROOT / "tests/gold/seeds.jsonl").read_text().splitlines() if x.strip()]
+    print(f"\nask() on the seed corpus, {len(gold)} questions x {args.rounds} (wall ms, one at a time)")
+    print("| engine | p50 ms | p95 ms | CPU ms/question |")
+    print("|---|---|---|---|")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for e in engines:
+            qa = QA(index_dir=Path(tmp) / "index", corpus_dir=ROOT / "seeds",
+                    settings=Settings(engine=EngineConfig(kind=e, threads=args.threads)))
+            qa.warm_up()
+            qa.ask(gold[0])
+            walls, cpu = [], 0.0
+            for _ in range(args.rounds):
+                for q in gold:
+                    _, c, w = _timed(lambda: qa.ask(q))
+                    walls.append(w * 1000)
+                    cpu += c
+            p50, p95 = np.percentile(walls, 50), np.percentile(walls, 95)
+            rows.append({"engine": e, "p50_ms": p50, "p95_ms": p95, "cpu_ms": 1000 * cpu / len(walls)})
+            print(f"| {e} | {p50:.1f} | {p95:.1f} | {1000 * cpu / len(walls):.1f} |")
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", default="embed,reader")
+    p.add_argument("--engines", default="torch,onnx,onnx-int8")
+    p.add_argument("--chunks", type=int, default=256)
+    p.add_argument("--windows", type=int, default=128, help="reader: SQuAD dev questions with their paragraphs")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads for every variant (0: library default)")
+    p.add_argument("--json", help="write every figure here too")
+    args = p.parse_args()
+    import torch
+
+    from qa.engine import cpu_has_bf16, cpu_info
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    engines = args.engines.split(",")
+    info = {"cpu": cpu_info(), "native_bf16": cpu_has_bf16(), "torch_threads": torch.get_num_threads(),
+            "load": os.getloadavg(), "args": vars(args)}
+    print(f"CPU: {info['cpu']['model']} ({info['cpu']['cores']} logical cores), flags: "
+          f"{', '.join(info['cpu']['flags']) or 'none of note'}; native bf16: {info['native_bf16']}; "
+          f"torch threads {info['torch_threads']}; load average {' '.join(f'{x:.1f}' for x in info['load'])}")
+    for name, fn in (("embed", bench_embed), ("reader", bench_reader), ("index", bench_index), ("ask", bench_ask)):
+        if name in args.parts.split(","):
+            info[name] = fn(args, engines)
+    info["load_after"] = os.getloadavg()
+    print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in info['load_after'])}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(info, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
