@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -76,14 +74,39 @@ def _table(title: str, unit_count: int, unit: str, res: dict, base: str, extra: 
     return rows
 
 
+def _squad() -> list[dict]:
+    from qa.evaluation.squad import SQUAD_DIR  # ../shared/data beside the checkout, or $QA_DATA
+
+    path = SQUAD_DIR / "dev-v1.1.json"
+    if not path.exists():
+        raise SystemExit(f"no {path}: set QA_DATA to the shared data folder")
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+def squad_chunks(limit: int) -> list[str]:
+    """Chunks (the project's Chunker) of SQuAD dev paragraphs, in file order."""
+    from qa.chunking import Chunker
+    from qa.ingest.loading import document_from_text
+
+    docs = [document_from_text(f"{a['title']}-{i}", p["context"]) for a in _squad() for i, p in enumerate(a["paragraphs"])]
+    return [c.text for c in Chunker().run_many(docs)][:limit]
+
+
+def dev_questions(limit: int) -> tuple[list[str], list[str]]:
+    """A fixed random sample of SQuAD dev questions with their paragraphs."""
+    pairs = [(q["question"].strip(), p["context"]) for a in _squad() for p in a["paragraphs"] for q in p["qas"]]
+    order = np.random.default_rng(0).permutation(len(pairs))[:limit]
+    return [pairs[i][0] for i in order], [pairs[i][1] for i in order]
+
+
 def bench_embed(args, engines):
     from sentence_transformers import SentenceTransformer
-    from vector_scale import squad_chunks
 
     from qa.config import EngineConfig
     from qa.embedding import Embedder, packaged_minilm_path
 
     texts = squad_chunks(args.chunks)
+    assert texts, "no SQuAD chunks"
     st = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
     variants = {"st-fp32 (baseline)": lambda: st.encode(texts, batch_size=32, normalize_embeddings=True,
                                                         convert_to_numpy=True)}
@@ -103,12 +126,11 @@ def bench_embed(args, engines):
 def bench_reader(args, engines):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-    from vector_scale import dev_questions
 
     from qa.config import EngineConfig, ReaderConfig
     from qa.reader import SpanReader
 
-    qs, ctxs = dev_questions(args.windows, with_context=True)
+    qs, ctxs = dev_questions(args.windows)
     path = ReaderConfig().path
     tok = AutoTokenizer.from_pretrained(str(path))
     hf = AutoModelForQuestionAnswering.from_pretrained(str(path), dtype=torch.float32).eval()
@@ -139,8 +161,6 @@ def bench_reader(args, engines):
 
 
 def bench_index(args, engines):
-    from vector_scale import squad_chunks
-
     from qa.config import EngineConfig, Settings
     from qa.ingest.loading import document_from_text
     from qa.pipeline import QA
