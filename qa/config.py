@@ -145,13 +145,14 @@ class EngineConfig:
     """How both models run (``qa.engine``). ``kind`` "auto" times the candidate
     engines once per machine (CPU, flags, versions, weights) in process CPU time
     and keeps PyTorch fp32 unless another is ``min_speedup`` times cheaper.
-    ``allow_int8`` lets auto consider ONNX int8; off because its retrieval
-    quality gate is not met (docs/engine.md). ``threads``: intra-op threads
+    ``int8``: the models ("embedder", "reader") for which auto may pick ONNX
+    int8, those whose quality gate holds (docs/engine.md: the reader's F1; the
+    embedder's SQuAD-open recall gate is missed). ``threads``: intra-op threads
     (0: the library default). The ``QA_ENGINE`` environment variable overrides
     ``kind``; exported graphs are cached in ``cache_dir``."""
 
     kind: str = "auto"
-    allow_int8: bool = False
+    int8: tuple[str, ...] = ("reader",)
     min_speedup: float = 1.1
     threads: int = 0
     cache_dir: Path = field(default_factory=lambda: _env_path("QA_ENGINE_CACHE", Path("~/.cache/qa/engines")))
@@ -159,6 +160,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.kind not in ENGINE_KINDS:
             raise ValueError(f"engine.kind must be one of {', '.join(ENGINE_KINDS)}, not {self.kind!r}")
+        if not set(self.int8) <= {"embedder", "reader"}:
+            raise ValueError(f"engine.int8 names models: 'embedder' and/or 'reader', not {self.int8!r}")
         if self.min_speedup < 1.0:
             raise ValueError("engine.min_speedup must be >= 1")
         if self.threads < 0:

@@ -10,9 +10,9 @@ kernels, optionally int8 weights) may be. So each model runs behind a *runner*:
 * ``onnx``        ONNX Runtime fp32, graph exported from the packaged weights and
                   fused by onnxruntime's transformer optimizer;
 * ``onnx-int8``   the same with dynamically quantised int8 weights (per channel,
-                  reduced range: exact on CPUs without VNNI too). Its quality gate
-                  (docs/engine.md) is not met, so ``auto`` considers it only when
-                  ``EngineConfig.allow_int8`` is set.
+                  reduced range: exact on CPUs without VNNI too). ``auto``
+                  considers it only for the models named in ``EngineConfig.int8``,
+                  those whose quality gate holds (docs/engine.md).
 
 ONNX files are made locally at first use (the hub is unreachable), cached under
 ``~/.cache/qa/engines/`` named by the weights' sha256 and the library versions,
@@ -379,13 +379,13 @@ def _quantize(fp32: Path, target: Path) -> None:
 # --- choosing ---------------------------------------------------------------------------
 
 
-def candidates(config: EngineConfig, bf16: bool = True) -> list[str]:
-    """Engines ``auto`` times on this machine, PyTorch fp32 first."""
+def candidates(config: EngineConfig, role: str, bf16: bool = True) -> list[str]:
+    """Engines ``auto`` times for ``role`` on this machine, PyTorch fp32 first."""
     out = ["torch"]
     if bf16 and cpu_has_bf16():
         out.append("torch-bf16")
     out.append("onnx")
-    if config.allow_int8:
+    if role in config.int8:
         out.append("onnx-int8")
     return out
 
@@ -495,7 +495,7 @@ def load_runner(spec: ModelSpec, config: EngineConfig | None = None, bf16: bool 
 
 def choose(spec: ModelSpec, config: EngineConfig, build: Callable[[str], Runner], bf16: bool = True) -> str:
     """``auto``: the measured choice for this machine, cached in the engines folder."""
-    names = candidates(config, bf16)
+    names = candidates(config, spec.role, bf16)
     if len(names) == 1:
         return names[0]
     cache = Path(config.cache_dir).expanduser() / "choices.json"

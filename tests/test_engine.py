@@ -35,13 +35,16 @@ def test_pick_leaves_torch_only_for_a_clear_win():
     assert pick({"onnx": 0.8}, 1.1) == "onnx"  # torch failed to measure
 
 
-def test_int8_is_a_candidate_only_when_allowed():
-    assert "onnx-int8" not in engine.candidates(EngineConfig())
-    assert "onnx-int8" in engine.candidates(EngineConfig(allow_int8=True))
-    assert engine.candidates(EngineConfig(), bf16=False)[:2] == ["torch", "onnx"]
+def test_int8_is_a_candidate_only_for_models_whose_gate_holds():
+    assert "onnx-int8" not in engine.candidates(EngineConfig(), "embedder")
+    assert "onnx-int8" in engine.candidates(EngineConfig(), "reader")
+    assert "onnx-int8" in engine.candidates(EngineConfig(int8=("embedder",)), "embedder")
+    assert "onnx-int8" not in engine.candidates(EngineConfig(int8=()), "reader")
+    assert engine.candidates(EngineConfig(), "embedder", bf16=False) == ["torch", "onnx"]
 
 
-@pytest.mark.parametrize("kw", [dict(kind="tensorrt"), dict(min_speedup=0.5), dict(threads=-1)])
+@pytest.mark.parametrize("kw", [dict(kind="tensorrt"), dict(min_speedup=0.5), dict(threads=-1),
+                                dict(int8=("retriever",))])
 def test_bad_engine_settings_are_refused(kw):
     with pytest.raises(ValueError):
         EngineConfig(**kw)
@@ -130,16 +133,16 @@ def test_a_damaged_cache_file_falls_back_to_torch_with_one_warning(tiny_bert, tm
 def test_auto_measures_once_per_machine_and_caches_the_choice(tiny_bert, tmp_path, monkeypatch):
     spec = ModelSpec("reader", tiny_bert, "12" * 32)
     measured = []
+    cfg = EngineConfig(cache_dir=tmp_path, int8=())
 
     def fake_measure(spec, config, names, build):
         measured.append(list(names))
         return {"torch": 1.0, "onnx": 0.5}
 
     monkeypatch.setattr(engine, "measure", fake_measure)
-    cfg = EngineConfig(cache_dir=tmp_path)
     assert load_runner(spec, cfg, bf16=False).name == "onnx"
     assert load_runner(spec, cfg, bf16=False).name == "onnx"
-    assert len(measured) == 1
+    assert measured == [["torch", "onnx"]]
     choices = json.loads((tmp_path / "choices.json").read_text())
     (entry,) = choices.values()
     assert entry["engine"] == "onnx" and entry["cpu_seconds"] == {"torch": 1.0, "onnx": 0.5}
