@@ -162,7 +162,7 @@ def main() -> None:
             cos = np.sum(v * ref, axis=1)
             row.update(cos_min=float(cos.min()), cos_mean=float(cos.mean()))
         rows.append(row)
-    info = {"cpu_bf16": __import__("qa.embedding", fromlist=["_cpu_has_bf16"])._cpu_has_bf16(),
+    info = {"cpu_bf16": __import__("qa.engine", fromlist=["cpu_has_bf16"]).cpu_has_bf16(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "chunks": len(texts),
             "rounds": args.rounds, "python": platform.python_version()}
     print(json.dumps(info))

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from qa.evaluation import squad
-from qa.config import ReaderConfig
+from qa.config import EngineConfig, ReaderConfig
 from qa.reader import SpanReader
 from qa.training.train_reader import DEFAULT_DATA
 
 
 def variants(reader: SpanReader) -> dict[str, tuple[torch.nn.Module, bool]]:
-    base = reader._model
+    base = reader._model.module.qa_model  # the PyTorch engine's BertForQuestionAnswering
     int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(base), {torch.nn.Linear}, dtype=torch.qint8)
     return {"fp32": (base, False), "bf16-autocast": (base, True), "int8-dynamic": (int8, False)}
 
@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--f1", action="store_true", help="also score the held-out v1.1 articles per variant")
     args = p.parse_args()
 
-    reader = SpanReader(replace(ReaderConfig(), path=args.model))
+    reader = SpanReader(replace(ReaderConfig(), path=args.model, engine=EngineConfig(kind="torch")))
     reader.warm_up()
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, {args.length} tokens, batch {args.batch}")
@@ -79,8 +79,7 @@ def main() -> None:
         base_rate = base_rate or rate
         line = f"{name:15s} {rate:10.1f} {1000 / rate:10.2f} {rate / base_rate:8.2f}x"
         if exs:
-            r = SpanReader(replace(reader.config, bf16=bf16))
-            r._model, r._tokenizer, r.calibration = model, reader._tokenizer, reader.calibration
+            r = SpanReader.from_model(model, reader._tokenizer, replace(reader.config, bf16=bf16), reader.calibration)
             em, f1, secs = heldout_f1(r, exs)
             line += f" {em:5.1f} {f1:6.1f} {secs:4.0f}"
         print(line, flush=True)

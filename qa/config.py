@@ -159,13 +159,13 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in ENGINE_KINDS:
-            raise ValueError(f"engine.kind must be one of {', '.join(ENGINE_KINDS)}, not {self.kind!r}")
+            raise ConfigError(f"engine.kind must be one of {', '.join(ENGINE_KINDS)}, not {self.kind!r}")
         if not set(self.int8) <= {"embedder", "reader"}:
-            raise ValueError(f"engine.int8 names models: 'embedder' and/or 'reader', not {self.int8!r}")
+            raise ConfigError(f"engine.int8 names models: 'embedder' and/or 'reader', not {self.int8!r}")
         if self.min_speedup < 1.0:
-            raise ValueError("engine.min_speedup must be >= 1")
+            raise ConfigError("engine.min_speedup must be >= 1")
         if self.threads < 0:
-            raise ValueError("engine.threads must be >= 0")
+            raise ConfigError("engine.threads must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from qa._files import atomic_write_json, sha256_file
 from qa.config import ENGINE_KINDS, EngineConfig
 from qa.errors import ModelError
 
@@ -98,27 +99,18 @@ def bf16_autocast(enabled: bool = True):
     return contextlib.nullcontext()
 
 
-# --- small file helpers ---------------------------------------------------------------------
+# --- files ---------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=16)
 def _file_sha256(path: str, size: int, mtime: float) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return sha256_file(path)
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file (cached per path/size/mtime)."""
+    """sha256 of a file (cached per path/size/mtime: weights and graphs are large)."""
     st = Path(path).stat()
     return _file_sha256(str(path), st.st_size, st.st_mtime)
-
-
-def _atomic_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 # --- the two models ---------------------------------------------------------------------
@@ -516,7 +508,7 @@ def choose(spec: ModelSpec, config: EngineConfig, build: Callable[[str], Runner]
                 engine = pick(times, config.min_speedup)
                 choices[key] = {"engine": engine, "cpu_seconds": times, "role": spec.role,
                                 "cpu": cpu_info()["model"], "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
-                _atomic_json(cache, choices)
+                atomic_write_json(cache, choices)
         except OSError as e:  # a read-only home: measure every time rather than fail
             log.warning("engine choice not cached (%s)", e)
             engine = pick(measure(spec, config, names, build), config.min_speedup)
