@@ -221,3 +221,22 @@ def test_reader_engines_agree_with_fp32_spans():
     assert spans["onnx"] == spans["torch"]
     agree = np.mean([a == b for a, b in zip(spans["onnx-int8"], spans["torch"])])
     assert agree >= 0.85, agree
+
+
+def test_the_manifest_records_which_engines_made_the_vectors(tiny_docs, small_chunker):
+    from fakes import FakeEmbedder
+    from qa.indexing import Indexer
+    from qa.types import Document
+
+    class EngineEmbedder(FakeEmbedder):
+        engine_id = {"engine": "onnx", "sha256": "f" * 64}
+
+    first = Indexer(small_chunker, EngineEmbedder()).run(list(tiny_docs))
+    assert first.manifest.engines == [{"engine": "onnx", "sha256": "f" * 64}]
+    emb = EngineEmbedder()
+    emb.engine_id = {"engine": "torch"}
+    extra = [Document(id="new.txt", text="A new document about lighthouses and ferries.")]
+    second = Indexer(small_chunker, emb).run(extra, previous=first)
+    assert second.manifest.engines == [{"engine": "onnx", "sha256": "f" * 64}, {"engine": "torch"}]
+    third = Indexer(small_chunker, FakeEmbedder()).run([], previous=second)  # nothing embedded: kept as is
+    assert third.manifest.engines == second.manifest.engines
