@@ -11,8 +11,8 @@ kernels, optionally int8 weights) may be. So each model runs behind a *runner*:
                   fused by onnxruntime's transformer optimizer;
 * ``onnx-int8``   the same with dynamically quantised int8 weights (per channel,
                   reduced range: exact on CPUs without VNNI too). ``auto``
-                  considers it only for the models named in ``EngineConfig.int8``,
-                  those whose quality gate holds (docs/engine.md).
+                  considers it only for the models named in ``EngineConfig.int8``
+                  (none by default: neither model's quality gate holds, docs/engine.md).
 
 ONNX files are made locally at first use (the hub is unreachable), cached under
 ``~/.cache/qa/engines/`` named by the weights' sha256 and the library versions,
