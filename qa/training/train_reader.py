@@ -398,7 +398,7 @@ def hardware_line(device: str) -> str:
 
     import torch
 
-    from qa.embedding import _cpu_has_bf16
+    from qa.engine import cpu_has_bf16
 
     if device == "cuda":
         return f"cuda {torch.cuda.get_device_name(0)}, bf16 autocast"
@@ -408,7 +408,7 @@ def hardware_line(device: str) -> str:
             name = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), name)
     except OSError:
         pass
-    native = _cpu_has_bf16()
+    native = cpu_has_bf16()
     return (f"cpu {name}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, native bf16 (AMX/AVX512-BF16) "
             f"{'yes: bf16 autocast' if native else 'no: fp32 (emulated bf16 would be slower)'}")
 
