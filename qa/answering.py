@@ -16,7 +16,7 @@ from numbers import Integral, Real
 from typing import Any, Callable, Sequence
 
 from qa.config import Settings
-from qa.errors import ArgumentError, EmptyCorpusError, QuestionError
+from qa.errors import ArgumentError, EmptyCorpusError, LimitError, QuestionError
 from qa.reader import ReadResult
 from qa.reader.calibration import answer_probability, calibration_fingerprint, rank_candidates
 from qa.retrieval import Hit, Retriever, rrf
@@ -134,13 +134,15 @@ def check_question(question: Any, limit: int) -> str:
     return q
 
 
-def check_top_k(top_k: Any, default: int) -> int:
+def check_top_k(top_k: Any, default: int, limit: int | None = None) -> int:
     if top_k is None:
         return default
     if isinstance(top_k, bool) or not isinstance(top_k, Integral):
-        raise ArgumentError(f"top_k must be a whole number of passages, not {top_k!r}")
+        raise ArgumentError(f"top_k must be a whole number of passages, not {top_k!r:.40}")
     if top_k < 1:
         raise ArgumentError(f"top_k must be at least 1, not {top_k}")
+    if limit is not None and top_k > limit:
+        raise LimitError(f"top_k is {top_k:,} passages; the limit is {limit} (limits.max_top_k)")
     return int(top_k)
 
 
@@ -153,18 +155,33 @@ def check_min_score(min_score: Any) -> float | None:
     return float(min_score)
 
 
-def check_history(history: Any, limit: int) -> list[tuple[str, str]] | None:
-    """A conversation as (question, answer) pairs of strings, or an ``ArgumentError``."""
+def check_history(history: Any, limit: int, max_turns: int | None = None,
+                  max_chars: int | None = None) -> list[tuple[str, str]] | None:
+    """A conversation as (question, answer) pairs of strings, or an ``ArgumentError``
+    (a ``LimitError`` when it has more turns or characters than allowed)."""
     if history is None:
         return None
     if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
         raise ArgumentError("history must be a list of (question, answer) pairs")
+    if max_turns is not None and len(history) > max_turns:
+        raise LimitError(f"the history has {len(history):,} turns; the limit is {max_turns} "
+                         "(limits.max_history_turns): start a new conversation")
     out = []
     for n, turn in enumerate(history):
         if isinstance(turn, (str, bytes)) or not isinstance(turn, Sequence) or len(turn) != 2 \
                 or not all(isinstance(x, str) for x in turn):
             raise ArgumentError(f"history turn {n} must be a (question, answer) pair of strings, not {turn!r}")
         out.append((check_question(turn[0], limit), turn[1]))
+        try:
+            turn[1].encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ArgumentError(f"history turn {n}: the answer holds a character that is not valid text "
+                                f"(position {e.start})") from None
+    if max_chars is not None:
+        total = sum(len(q) + len(a) for q, a in out)
+        if total > max_chars:
+            raise LimitError(f"the history holds {total:,} characters; the limit is {max_chars:,} "
+                             "(limits.max_history_chars): start a new conversation")
     return out
 
 
@@ -196,8 +213,9 @@ class Answerer:
             histories = [None] * len(qs)
         if isinstance(histories, (str, bytes)) or len(histories) != len(qs):
             raise ArgumentError("histories must match questions one to one")
-        hs = [check_history(h, limit) for h in histories]
-        k = check_top_k(top_k, self.settings.retrieval.top_k)
+        lim = self.settings.limits
+        hs = [check_history(h, limit, lim.max_history_turns, lim.max_history_chars) for h in histories]
+        k = check_top_k(top_k, self.settings.retrieval.top_k, lim.max_top_k)
         threshold = check_min_score(min_score)
         store = self.snapshot()
         if len(store) == 0:
@@ -236,7 +254,7 @@ class Answerer:
         """The passages and raw reader output behind ``ask_batch``, before any
         threshold (for calibrating the threshold on exactly what ``ask`` sees)."""
         qs = [check_question(q, self.settings.max_question_chars) for q in questions]
-        k = check_top_k(top_k, self.settings.retrieval.top_k)
+        k = check_top_k(top_k, self.settings.retrieval.top_k, self.settings.limits.max_top_k)
         return self._read(self.snapshot(), qs, [None] * len(qs), k, mode)
 
     def _read(self, store: IndexStore, qs: list[str], histories: list, k: int,
@@ -255,8 +273,11 @@ class Answerer:
     def retrieve(self, questions: Sequence[str], top_k: int | None = None,
                  mode: str | None = None) -> list[list[Chunk]]:
         """Retrieval alone (for evaluation and debugging): top-k chunks per question."""
+        # Not capped by limits.max_top_k (evaluation ranks 100 deep; retrieval alone is cheap),
+        # but never deeper than the index.
         k = check_top_k(top_k, self.settings.retrieval.top_k)
         store = self.snapshot()
+        k = max(1, min(k, len(store)))
         hits = self._retrieve(store, list(questions), [None] * len(questions), k, mode)
         return [[store.chunks[h.row] for h in hs] for hs in hits]
 

@@ -217,6 +217,31 @@ class PagesConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds on the work one request may ask for, so no caller (a script, a
+    web client) can hold the CPU for minutes: each is refused up front with a
+    ``qa.errors.LimitError`` that names the limit. ``top_k`` beyond 50 passages
+    reads ~10x the default for no measured gain (docs/retrieval.md); 50 turns and
+    20,000 characters of history are far more than the two turns retrieval uses.
+    ``web_time_budget_s`` bounds one web request (a question waits in the queue
+    and is read within it, or the client gets a clear timeout error)."""
+
+    max_top_k: int = 50
+    max_history_turns: int = 50
+    max_history_chars: int = 20_000
+    web_time_budget_s: float = 120.0
+    max_files_per_upload: int = 100
+    max_upload_bytes: int = 50 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if min(self.max_top_k, self.max_history_turns, self.max_history_chars, self.max_files_per_upload,
+               self.max_upload_bytes) < 1:
+            raise ValueError("limits must be >= 1")
+        if not self.web_time_budget_s > 0:
+            raise ValueError("limits.web_time_budget_s must be > 0")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a ``QA`` instance needs; the defaults serve the seed corpus."""
 
@@ -228,10 +253,11 @@ class Settings:
     bm25: BM25Config = field(default_factory=BM25Config)
     store: StoreConfig = field(default_factory=StoreConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     embed_batch_size: int = 64
     bf16: bool = True  # bf16 autocast allowed for both models, where the CPU has it (AMX / AVX512-BF16)
     engine: EngineConfig = field(default_factory=EngineConfig)  # both models (qa.engine)
-    max_question_chars: int = 1000
+    max_question_chars: int = 1000  # longer questions are a QuestionError (a limit like those in LimitsConfig)
     max_file_bytes: int = 10 * 1024 * 1024
     history_turns: int = 2  # earlier turns folded into the retrieval query
 

@@ -126,3 +126,27 @@ class PageRenderError(QAError):
 
 class PackError(QAError):
     """A data pack or a set of weight parts is missing, truncated or damaged (sha256 mismatch)."""
+
+
+class DocumentFieldError(QAError, ValueError):
+    """A ``Document`` field the index could not store and read back unchanged
+    (an id that is not a non-empty, printable, relative name; a blank text;
+    metadata that is not JSON; locators outside the text). ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"Document.{field}: {message}")
+        self.field = field
+
+
+class LimitError(ArgumentError):
+    """A request over one of the limits in ``qa.config.LimitsConfig`` (top_k,
+    question or history length): refused before any work is done."""
+
+
+class RequestTimeoutError(QAError):
+    """A web request ran past its time budget (``LimitsConfig.web_time_budget_s``)."""
+
+
+class ServingConfigError(QAError):
+    """The app was asked to serve in a way that is unsafe or impossible (a
+    non-loopback address without credentials, an unreadable credentials file)."""

@@ -98,6 +98,9 @@ def as_paths(value) -> list:
             raise ArgumentError(f"paths must be strings or Paths, not {type(p).__name__} ({p!r:.60})")
         if "\x00" in str(p):
             raise ArgumentError(f"the path {str(p)!r:.80} holds a NUL character; no file has such a name")
+        if isinstance(p, str) and not p.strip():
+            # Path("") is ".": an empty box in a form must not index the working directory
+            raise ArgumentError("an empty path names no file; give a file or folder (\".\" for this folder)")
     return out
 
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from qa.config import LimitsConfig
 from qa.errors import QAError, UploadRefused
 
 #: Files in one upload request (each file is read and validated before indexing).
-MAX_FILES_PER_UPLOAD = 100
+MAX_FILES_PER_UPLOAD = LimitsConfig().max_files_per_upload
 #: Bytes of all files of one upload together (each file also has ``Settings.max_file_bytes``).
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_UPLOAD_BYTES = LimitsConfig().max_upload_bytes
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 from qa.chunking import Chunker, split_sentences
 from qa.config import ChunkingConfig
 from qa.ingest import load_file
+from qa.errors import DocumentFieldError
 from qa.types import Document
 
 from conftest import SEED_FILE
@@ -194,9 +195,11 @@ def test_seed_document_chunks():
     assert any("General Popov, who served as the commander of the 58th Combined Arms Army" in c.text for c in holding)
 
 
-def test_empty_and_blank_documents_have_no_chunks():
-    assert Chunker().run(Document("e", "")) == []
-    assert Chunker().run(Document("b", " \r\n\t\n ")) == []
+def test_empty_and_blank_documents_never_reach_the_chunker():
+    # Refused where they are made (issue 18): an empty document has nothing to chunk or cite.
+    for text in ("", " \r\n\t\n "):
+        with pytest.raises(DocumentFieldError, match="Document.text"):
+            Document("e", text)
 
 
 def test_invalid_config_is_refused():

@@ -16,6 +16,7 @@ from typing import Iterable
 
 from qa.errors import (
     DocumentError,
+    DocumentFieldError,
     DocumentNotFoundError,
     DocumentUnreadableError,
     EmptyCorpusError,
@@ -26,7 +27,7 @@ from qa.ingest.base import detect_binary
 from qa.ingest.metadata import parse_metadata
 from qa.errors import CorruptDocumentError, FileTooLargeError, FormatMismatchError
 from qa.ingest.registry import SUPPORTED_SUFFIXES, loader_for, suggest_suffix
-from qa.types import Document
+from qa.types import Document, check_doc_id
 
 def document_from_text(doc_id: str, text: str, title: str | None = None, **meta: str) -> Document:
     """Build a document from a string (used for uploads and SQuAD paragraphs)."""
@@ -64,6 +65,10 @@ def document_from_bytes(raw: bytes, path: str | Path, doc_id: str | None = None,
     loader = loader_for(p.suffix)
     if loader is None:
         raise UnsupportedFormatError(unsupported_message(p))
+    try:
+        check_doc_id(doc_id or p.name)
+    except DocumentFieldError as e:  # checked before reading: say it about the file
+        raise DocumentError(f"{str(p)!r}: this name cannot be a document id ({e}); rename the file") from None
     if max_bytes is not None and len(raw) > max_bytes:
         raise FileTooLargeError(f"{p}: {len(raw)} bytes is over the {max_bytes}-byte limit")
     if not raw:
