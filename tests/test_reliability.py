@@ -387,16 +387,20 @@ def test_docs_into_a_closed_pipe_says_nothing(seeded, monkeypatch, capsys):
 
 
 def test_newline_in_a_file_name_stays_on_one_line(tmp_path, capsys):
+    # Such names cannot be document ids (issue 18: control characters are refused);
+    # the report about them still stays one line per file, and the rest is indexed.
     folder = tmp_path / "d"
     write(folder, "two\nlines.txt", "Text of an oddly named file.\n")
     write(folder, "tab\there.txt", "Text of another oddly named file.\n")
+    write(folder, "plain.txt", "Text of a plainly named file.\n")
     idx = tmp_path / "index"
-    fake_qa(idx).add_paths([folder])
+    rc, out, err = run_cli(["index", str(folder), "--index", str(idx)], capsys)
+    problems = [line for line in (out + err).splitlines() if "rename the file" in line]
+    assert len(problems) == 2, out + err
+    assert any("two\\nlines.txt" in line for line in problems)
     rc, out, err = run_cli(["docs", "--index", str(idx)], capsys)
     lines = out.splitlines()
-    assert rc == 0 and len(lines) == 2, out
-    assert any(line.startswith("two\\nlines.txt\t") for line in lines)
-    assert all(line.count("\t") == 3 for line in lines)
+    assert rc == 0 and len(lines) == 1 and lines[0].startswith("plain.txt\t"), out
 
 
 # --- 7. batched answering ----------------------------------------------------------------
