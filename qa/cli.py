@@ -16,6 +16,7 @@ from typing import Any, Callable
 from qa.config import VECTOR_BACKEND_CHOICES
 from qa.errors import QAError
 from qa.formatting import guess_first, location
+from qa.ingest.registry import SUPPORTED_SUFFIXES
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -41,7 +42,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     one ``error:`` line (exit 1) and never stops the others."""
     qa = _qa(args)
     if args.rebuild:
-        store = qa.rebuild(args.paths, progress=True)
+        store = qa.rebuild(args.paths or None, progress=True)
         print(f"{len(store.documents)} documents, {len(store)} chunks in {qa.settings.index_dir}")
         return 0
     report = qa.sync_paths(args.paths, progress=True)
@@ -221,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     s = with_index(sub.add_parser("index", help="build or update an index from files or folders"))
-    s.add_argument("paths", nargs="+", help="files (.txt, .md, .pdf, .html, .docx) or folders of them")
-    s.add_argument("--rebuild", action="store_true", help="replace the index with exactly these files")
+    s.add_argument("paths", nargs="*", help=f"files ({', '.join(SUPPORTED_SUFFIXES)}) or folders of them")
+    s.add_argument("--rebuild", action="store_true",
+                   help="replace the index with exactly these files; with no paths, rebuild it from the texts "
+                        "it stores (when the original files are gone, or its vectors are damaged)")
     s.add_argument("--backend", choices=VECTOR_BACKEND_CHOICES,
                    help="vector index for a new index (default auto: exact FAISS, HNSW past the store's ann_threshold "
                         "chunks, 50,000 by default)")
@@ -286,7 +289,11 @@ def main(argv: list[str] | None = None, qa_factory: Callable[..., Any] | None = 
         if lead:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
         return eval_main(argv[lead + 1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.func is cmd_index and not args.paths and not args.rebuild:
+        parser.error("qa index: give the files or folders to index (or --rebuild alone to rebuild the "
+                     "index from the texts it stores)")
     if qa_factory is None:
         from qa.api import QA as qa_factory
     args.qa_factory = qa_factory

@@ -28,6 +28,7 @@ from qa.indexing import Indexer
 from qa.ingest import FileReport, load_batch, load_paths, sha256_text
 from qa.ingest.loading import empty_corpus_message
 from qa.store import IndexStore, clean_index_dir, current_name, writer_lock
+from qa.store.recovery import stored_documents
 from qa.types import Document
 
 log = logging.getLogger("qa")
@@ -327,10 +328,26 @@ class IndexManager:
 
         return self._update(make)
 
-    def rebuild(self, paths: Iterable[str | Path], progress: bool = False) -> IndexStore:
-        """A fresh index of exactly these files (the old one is replaced only on success)."""
-        docs = load_paths(as_paths(paths), self.max_file_bytes)
+    def rebuild(self, paths: Iterable[str | Path] | None = None, progress: bool = False) -> IndexStore:
+        """A fresh index (the old one is replaced only on success): of exactly these
+        files, or, with no paths, of the texts the index itself stores, so an index
+        whose vectors, BM25 or chunk table are damaged, or that another model
+        built, is rebuilt without the original files (uploads have none).
+        Damaged document records are left out and logged."""
+        if paths is not None:
+            paths = as_paths(paths)
         with writer_lock(self.index_dir):
+            if paths:
+                docs = load_paths(paths, self.max_file_bytes)
+            else:
+                stored = stored_documents(self.index_dir)
+                if stored.damaged:
+                    log.warning("left out of the rebuild, damaged: %s", "; ".join(stored.damaged))
+                if not stored.documents:
+                    raise EmptyCorpusError(f"no readable stored documents in {self.index_dir} to rebuild from: "
+                                           f"index the original files with `qa index PATH... --index "
+                                           f"{self.index_dir} --rebuild`")
+                docs = list(stored.documents.values())
             self._store = self._publish(self.indexer.run(docs, progress=progress))
             return self._store
 

@@ -96,7 +96,8 @@ class QA:
     def remove_documents(self, doc_ids: Iterable[str]) -> IndexStore:
         return self.index.remove_documents(doc_ids)
 
-    def rebuild(self, paths: Iterable[str | Path], progress: bool = False) -> IndexStore:
+    def rebuild(self, paths: Iterable[str | Path] | None = None, progress: bool = False) -> IndexStore:
+        """A fresh index of exactly ``paths``, or with none, of the texts the index stores."""
         return self.index.rebuild(paths, progress=progress)
 
     def index_exactly(self, docs: Iterable[Document], progress: bool = False) -> bool:

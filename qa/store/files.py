@@ -32,11 +32,11 @@ def _read_pointer(pointer: Path, index_dir: Path) -> str:
     except UnicodeDecodeError:
         raise IndexCorruptError(
             f"the index pointer {pointer} is not text; "
-            f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`") from None
+            f"rebuild it from its stored texts with `qa index --rebuild --index {index_dir}`") from None
     if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise IndexCorruptError(
             f"the index pointer {pointer} names no snapshot ({name!r}); "
-            f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
+            f"rebuild it from its stored texts with `qa index --rebuild --index {index_dir}`"
         )
     return name
 

@@ -20,22 +20,24 @@ and embedding happen in ``qa.indexing``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qa._files import fsync_dir, sha256_text
+from qa._files import fsync_dir
 from qa.config import INDEX_FORMAT_VERSION, BM25Config
 from qa.errors import IndexCorruptError, IndexPermissionError, IndexStaleError, QAError
 from qa.store.backends import LEXICAL_BACKENDS, VECTOR_BACKENDS
 from qa.store.base import LexicalIndex, VectorIndex
-from qa.types import Chunk, Document, Locator
+from qa.store.recovery import DOCUMENTS_FILE, MaskedVectors, read_documents
+from qa.types import Chunk, Document
 
 from qa.store.files import (
     POINTER,
@@ -45,6 +47,8 @@ from qa.store.files import (
     remove_garbage,
     writer_lock,
 )
+
+log = logging.getLogger("qa")
 
 
 #: What reading a damaged snapshot raises: OS errors, malformed JSON / arrays
@@ -98,6 +102,8 @@ class IndexStore:
         self.vectors = vectors
         self.lexical = lexical
         self.name: str | None = None  # the snapshot folder, once saved or loaded
+        #: Document records found damaged on load (one line each), left out of this snapshot.
+        self.damaged: list[str] = []
         self._order = np.argsort(self.chunk_ids, kind="stable")
         self._sorted_ids = self.chunk_ids[self._order]
 
@@ -198,7 +204,7 @@ class IndexStore:
     @classmethod
     def _load_snapshot(cls, index_dir: Path, name: str) -> "IndexStore":
         snap = index_dir / name
-        rebuild = f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
+        rebuild = f"rebuild it from its stored texts with `qa index --rebuild --index {index_dir}`"
         try:
             m = json.loads((snap / "manifest.json").read_text())
             if not isinstance(m, dict):
@@ -211,14 +217,13 @@ class IndexStore:
                     f"reads format {INDEX_FORMAT_VERSION}; {rebuild}"
                 )
             manifest = Manifest(**m)
-            _check_files(snap, manifest.files, index_dir, rebuild)
-            documents: dict[str, Document] = {}
-            with open(snap / "documents.jsonl", encoding="utf-8") as fh:
-                for line in fh:
-                    r = json.loads(line)
-                    locators = tuple(Locator(*lc) for lc in r.get("locators", ()))
-                    documents[r["id"]] = Document(id=r["id"], text=r["text"], title=r["title"], meta=r["meta"],
-                                                  locators=locators)
+            # documents.jsonl is checked record by record below (one damaged record costs
+            # only its document); every other file must be whole.
+            _check_files(snap, {k: v for k, v in manifest.files.items() if k != DOCUMENTS_FILE}, index_dir, rebuild)
+            if not isinstance(manifest.documents, dict):
+                raise ValueError("manifest.json: 'documents' is not an object")
+            stored = read_documents(snap / DOCUMENTS_FILE, manifest.documents)
+            documents = stored.documents
             table = np.load(snap / "chunks.npy", allow_pickle=False)
             if table.ndim != 2 or table.shape[1] != 4 or table.dtype.kind not in "iu":
                 raise ValueError(f"chunks.npy has shape {table.shape} and dtype {table.dtype}, not [n, 4] integers")
@@ -228,7 +233,8 @@ class IndexStore:
             vectors = VECTOR_BACKENDS[vname].load(snap / "vectors")
             if manifest.lexical_index not in LEXICAL_BACKENDS:
                 raise ValueError(f"unknown lexical index backend {manifest.lexical_index!r}")
-            lexical = LEXICAL_BACKENDS[manifest.lexical_index].load(snap / "lexical", BM25Config(**manifest.bm25))
+            lexical_cls = LEXICAL_BACKENDS[manifest.lexical_index]
+            lexical = lexical_cls.load(snap / "lexical", BM25Config(**manifest.bm25))
         except (IndexCorruptError, IndexStaleError):
             raise
         except PermissionError as e:
@@ -239,29 +245,49 @@ class IndexStore:
         except _UNREADABLE as e:  # an unreadable or malformed file (a bug in qa is not reported as corruption)
             detail = " ".join(str(e).split())[:300]  # one line, even for faiss's multi-line messages
             raise IndexCorruptError(f"the index in {index_dir} is corrupt ({type(e).__name__}: {detail}); {rebuild}") from e
-        ids = list(documents)
         if len(table) != manifest.n_chunks or len(vectors) != len(table) or len(lexical) != len(table):
             raise IndexCorruptError(f"the index in {index_dir} is inconsistent (chunk counts differ); {rebuild}")
         chunk_ids = table[:, 0].astype(np.int64)
         if not (np.array_equal(np.sort(chunk_ids), np.sort(vectors.ids()))
                 and np.array_equal(np.sort(chunk_ids), np.sort(lexical.ids()))):
             raise IndexCorruptError(f"the index in {index_dir} is inconsistent (chunk ids differ); {rebuild}")
-        if set(ids) != set(manifest.documents):
-            raise IndexCorruptError(f"the index in {index_dir} lists other documents than it holds; {rebuild}")
-        for did, d in documents.items():
-            if sha256_text(d.text) != manifest.documents[did]:
-                raise IndexCorruptError(f"the index in {index_dir} is corrupt: its text of {did!r} does not match "
-                                        f"its checksum (edited or damaged); {rebuild}")
-        chunks = []
+        if not documents and manifest.documents:
+            raise IndexCorruptError(f"the index in {index_dir} is corrupt: none of its {len(manifest.documents)} "
+                                    f"stored documents can be read ({stored.damaged[0]}); {rebuild}")
+        # Chunk rows name documents in the manifest's order (the order they were written in), so a
+        # record lost or merged with its neighbour does not shift the others' chunks onto wrong texts.
+        order = list(manifest.documents)
+        if not stored.damaged and stored.rows != order:
+            order = stored.rows
+        chunks, keep = [], []
         for _, row, start, end in table.tolist():
-            if not 0 <= row < len(ids):
+            if not 0 <= row < len(order):
                 raise IndexCorruptError(f"the index in {index_dir} has a chunk of an unknown document; {rebuild}")
-            d = documents[ids[row]]
+            did = order[row] if order[row] in documents else None
+            if did is None:  # a chunk of a damaged document: left out with it
+                keep.append(False)
+                continue
+            d = documents[did]
             if not 0 <= start < end <= len(d.text):
                 raise IndexCorruptError(f"the index in {index_dir} has chunk offsets outside their document; {rebuild}")
             chunks.append(Chunk(doc_id=d.id, start=start, end=end, text=d.text[start:end]))
+            keep.append(True)
+        damaged = list(stored.damaged)
+        if damaged:
+            keep_mask = np.asarray(keep, dtype=bool)
+            dropped = chunk_ids[~keep_mask]
+            chunk_ids = chunk_ids[keep_mask]
+            vectors = MaskedVectors(vectors, dropped)
+            lexical = lexical_cls.build(chunk_ids, [c.text for c in chunks], BM25Config(**manifest.bm25))
+            manifest = replace(manifest, documents={k: v for k, v in manifest.documents.items() if k in documents},
+                               n_chunks=len(chunks))
+            log.warning("the index in %s has %d damaged document record(s), left out (the other %d documents "
+                        "are served; add them again, or `qa index --rebuild --index %s` to write a clean "
+                        "index without them): %s", index_dir, len(damaged), len(documents), index_dir,
+                        "; ".join(damaged[:5]) + (" ..." if len(damaged) > 5 else ""))
         store = cls(manifest, documents, chunks, chunk_ids, vectors, lexical)
         store.name = name
+        store.damaged = damaged
         return store
 
     def check_compatible(self, expected: dict[str, Any], index_dir: str | Path) -> None:
@@ -273,7 +299,7 @@ class IndexStore:
                         "bm25": "different BM25 settings", "format_version": "another index format"}.get(key, key)
                 raise IndexStaleError(
                     f"the index in {index_dir} was built with {what} ({have.get(key)} != {want}); "
-                    f"rebuild it with `qa index PATH... --index {index_dir} --rebuild`"
+                    f"rebuild it from its stored texts with `qa index --rebuild --index {index_dir}`"
                 )
 
 
