@@ -1,13 +1,15 @@
 """The web chat: ask questions about your documents and see where each answer comes from.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR]
+    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR] [--auth-file FILE] [--insecure]
 
 All question answering happens in ``qa.QA``; the page (chat, documents, check
 and tune) is built by ``qa.ui``. This file only reads the command line, loads
 the index and models, and serves. API callers (``gradio_client``) get
 ``/ask`` (the chat: keeps the conversation per client session, returns the
 chat messages), ``/answer`` (one question, optional history, returns the
-Answer as a dict, with ``timings``) and ``/add_documents``.
+Answer as a dict, with ``timings``) and ``/add_documents``. Who may connect,
+what a request may cost and what an error says are decided in ``qa.serving``
+(a non-loopback address needs credentials; only editors change the index).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
 from qa.errors import QAError
+from qa.serving import check_launch, load_credentials
 from qa.ui import APP_CSS, build_app, launch  # noqa: F401  (tests and scripts use app.build_app / app.launch)
 
 log = logging.getLogger("qa.app")
@@ -31,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index folder (default: index/, built from seeds/ when missing)")
     p.add_argument("--concurrency", type=int, default=32,
                    help="questions taken at once, answered together in batches (default 32)")
+    p.add_argument("--auth-file", default=None,
+                   help="users allowed in, one user:password[:role] per line, role reader (asks; the default) "
+                        "or editor (may also add and remove documents and store a threshold); env QA_AUTH_FILE, "
+                        "or QA_AUTH=\"user:pw:role,...\". Required to serve on anything but 127.0.0.1")
+    p.add_argument("--insecure", action="store_true",
+                   help="serve a non-loopback address without credentials (anyone who reaches it may read "
+                        "and change the index)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     return p
 
@@ -38,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:  # before any model loads: an unsafe launch is refused at once
+        credentials = load_credentials(args.auth_file)
+        check_launch(args.host, credentials, args.insecure)
+    except QAError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     from qa.cli import quiet_model_loading
 
     quiet_model_loading()
@@ -62,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as e:
         print(f"error: {e}")
         return 1
-    demo = build_app(qa_instance, concurrency_limit=args.concurrency)
-    launch(demo, args.host, args.port, max_file_bytes=qa_instance.settings.max_file_bytes)
+    demo = build_app(qa_instance, concurrency_limit=args.concurrency, credentials=credentials)
+    launch(demo, args.host, args.port, max_file_bytes=qa_instance.settings.max_file_bytes,
+           auth=credentials.check if credentials else None)
     return 0
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,14 +58,21 @@ class MicroBatcher:
         #: so a server that runs for weeks does not grow it
         self.batches: deque[int] = deque(maxlen=1024)
 
-    def ask(self, question: Any, history: Any = None, top_k: Any = None, min_score: Any = None):
-        """Like ``QA.ask``: the Answer, or the ``QAError`` it would raise."""
+    def ask(self, question: Any, history: Any = None, top_k: Any = None, min_score: Any = None,
+            timeout: float | None = None):
+        """Like ``QA.ask``: the Answer, or the ``QAError`` it would raise.
+        ``timeout``: seconds to wait; then ``TimeoutError``, and the question is
+        dropped unless its batch has already started."""
         if not hasattr(self.qa, "ask_batch"):
             return self.qa.ask(question, history=history, top_k=top_k, min_score=min_score)
         self._ensure_worker()
         req = _Request(question, history, top_k, min_score)
         self._queue.put(req)
-        return req.future.result()
+        try:
+            return req.future.result(timeout)
+        except FutureTimeout:
+            req.future.cancel()
+            raise TimeoutError(f"no answer within {timeout} s") from None
 
     def close(self) -> None:
         if self._thread is not None:
@@ -106,6 +114,10 @@ class MicroBatcher:
                 return
 
     def _answer(self, reqs: list[_Request]) -> None:
+        # A caller that gave up (its time budget ran out) is not answered at all.
+        reqs = [r for r in reqs if r.future.set_running_or_notify_cancel()]
+        if not reqs:
+            return
         self.batches.append(len(reqs))
         if len(reqs) > 1:
             try:

@@ -3,7 +3,10 @@
 No stripping, no newline translation, the byte order mark kept: an offset in
 an answer is an offset in the file as the user sees it in an editor. Markdown
 headings (ATX ``#`` and setext underlines, outside fenced code) become section
-locators.
+locators. Inline HTML in Markdown (tags, comments, script and style elements,
+outside code) is reduced to its text by blanking the markup with spaces of
+the same length: markup is never indexed or answered as words, and every
+offset still points at the same character of the file.
 """
 
 from __future__ import annotations
@@ -87,11 +90,65 @@ def markdown_sections(text: str) -> tuple[Locator, ...]:
     return tuple(locs)
 
 
+_HTML = re.compile(
+    r"<!--.*?(?:-->|\Z)"  # a comment (to the end of the text when never closed)
+    r"|<(script|style)\b[^>]*>.*?(?:</\1\s*>|\Z)"  # elements whose content is not text
+    r"|</?[A-Za-z][A-Za-z0-9-]*(?:\s+[^<>]*?)?/?>",  # any other tag, its text kept
+    re.DOTALL | re.IGNORECASE)
+_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1", re.DOTALL)  # an inline code span
+
+
+def _blank(m: re.Match) -> str:
+    return re.sub(r"[^\n]", " ", m.group(0))
+
+
+def blank_inline_html(text: str) -> str:
+    """``text`` with HTML markup outside fenced code blocks and code spans
+    replaced by spaces (newlines kept): same length, same offsets."""
+    out: list[str] = []
+    fence: str | None = None
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            chunk = "".join(para)
+            pieces, pos = [], 0
+            for m in _CODE.finditer(chunk):  # code spans are shown as written
+                pieces.append(_HTML.sub(_blank, chunk[pos:m.start()]))
+                pieces.append(m.group(0))
+                pos = m.end()
+            pieces.append(_HTML.sub(_blank, chunk[pos:]))
+            out.append("".join(pieces))
+            para.clear()
+
+    for line in text.splitlines(keepends=True):
+        m = _FENCE.match(line)
+        if fence is not None:
+            out.append(line)
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
+                fence = None
+        elif m:
+            flush()
+            fence = m.group(1)
+            out.append(line)
+        elif line.startswith(("    ", "\t")) and not para:
+            out.append(line)  # an indented code block (not a paragraph's continuation)
+        elif not line.strip():
+            para.append(line)
+            flush()  # a blank line ends the paragraph (code spans do not cross it)
+        else:
+            para.append(line)
+    flush()
+    blanked = "".join(out)
+    assert len(blanked) == len(text)
+    return blanked
+
+
 class MarkdownLoader(TextLoader):
     suffixes = (".md", ".markdown")
     name = "markdown"
 
     def extract(self, raw: bytes, path: Path) -> Extracted:
-        text = decode_utf8(raw, path)
+        text = blank_inline_html(decode_utf8(raw, path))
         title, meta = _title(text, path)
         return Extracted(text=text, title=title, meta=meta, locators=markdown_sections(text))

@@ -19,6 +19,7 @@ import gradio as gr
 
 from qa.batching import MicroBatcher
 from qa.formatting import CSS
+from qa.serving import harden
 from qa.ui.chat import build_chat, clamp01, current_threshold
 from qa.ui.documents import build_documents_tab, build_upload_panel, load_tables, wire_documents
 from qa.ui.tune import build_tune_tab
@@ -42,12 +43,15 @@ footer { display: none !important; }
 """
 
 
-def build_app(qa_instance, concurrency_limit: int = 32) -> gr.Blocks:
+def build_app(qa_instance, concurrency_limit: int = 32, credentials=None) -> gr.Blocks:
     """The page for ``qa_instance`` (models load on the first question unless
     the caller warmed them up). Up to ``concurrency_limit`` questions are taken at
     once and answered together in batches (``qa.batching``); more wait in the
     queue. Uploads and removals run one at a time in their own queue, beside
-    the questions; evaluations in a third."""
+    the questions; evaluations in a third. ``credentials``
+    (``qa.serving.Credentials``): only editors may add or remove documents or
+    store a threshold (None: everyone may). Who may connect, what a request may
+    cost and what an error says are decided in ``qa.serving``."""
     asker = MicroBatcher(qa_instance)
     # Uploads are read once into the index; gradio's copies are deleted after an hour.
     with gr.Blocks(title="Ask your documents", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -61,9 +65,9 @@ def build_app(qa_instance, concurrency_limit: int = 32) -> gr.Blocks:
                         uploads, add_btn, status, side_docs = build_upload_panel(qa_instance)
             with gr.Tab("Documents", id="documents", elem_id="qa-tab-documents"):
                 table, pick = build_documents_tab(qa_instance)
-                wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick)
+                wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick, credentials)
             with gr.Tab("Check and tune", id="tune", elem_id="qa-tab-tune"):
-                build_tune_tab(qa_instance, chat.min_score)
+                build_tune_tab(qa_instance, chat.min_score, credentials)
 
         def on_load():
             side, full, choices, message = load_tables(qa_instance)
@@ -74,7 +78,7 @@ def build_app(qa_instance, concurrency_limit: int = 32) -> gr.Blocks:
         demo.load(on_load, None, [side_docs, table, pick, status, chat.min_score], api_visibility="private")
     demo.queue(max_size=64, default_concurrency_limit=concurrency_limit)
     demo.batcher = asker  # its .batches: the sizes of the batches answered (benchmarks read them)
-    return demo
+    return harden(demo)
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_bytes: int | None = None,

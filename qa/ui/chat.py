@@ -19,6 +19,7 @@ from qa.batching import MicroBatcher
 from qa.errors import IndexMissingError, QAError
 from qa.formatting import answer_to_dict, format_answer, format_error
 from qa.pages import render_citation_page
+from qa.serving import ask_within, web_errors
 from qa.types import Citation
 
 log = logging.getLogger("qa.app")
@@ -91,7 +92,8 @@ def current_threshold(qa_instance) -> float:
 def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> ChatTab:
     """The chat column and its events (inside an open ``gr.Blocks``/``gr.Tab``)."""
     settings = qa_instance.settings
-    max_k = settings.retrieval.candidates
+    max_k = min(settings.retrieval.candidates, settings.limits.max_top_k)
+    budget = settings.limits.web_time_budget_s
     page_html = page_html_for(qa_instance)
 
     def run_turn(question: str, pairs: list, messages: list, top_k: float, use_default: bool,
@@ -104,8 +106,8 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
             return messages, pairs
         messages.append({"role": "user", "content": question})
         try:
-            a = asker.ask(question, history=[tuple(p) for p in pairs], top_k=int(top_k),
-                          min_score=None if use_default else float(min_score))
+            a = ask_within(asker, budget, question, history=[tuple(p) for p in pairs], top_k=int(top_k),
+                           min_score=None if use_default else float(min_score))
         except IndexMissingError:
             messages.append({"role": "assistant", "content": format_error(NO_INDEX)})
             return messages, pairs
@@ -143,19 +145,14 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
         new_messages, new_pairs = run_turn(question, pairs, messages, top_k, use_default, min_score)
         return new_messages, new_pairs, new_messages
 
+    @web_errors("/answer")
     def answer(question: str, history: list[list[str]] | None = None, top_k: int | None = None,
                min_score: float | None = None) -> dict:
         """Answer one question; ``history`` is [[question, answer], ...]; returns the
         Answer as a dict (with ``timings``: retrieve_ms, read_ms)."""
-        try:
-            if isinstance(history, list):  # JSON turns are lists; ask() checks their shape
-                history = [tuple(t) if isinstance(t, list) else t for t in history]
-            a = asker.ask(question, history=history or None, top_k=top_k, min_score=min_score)
-        except QAError as e:
-            raise gr.Error(str(e)) from e
-        except Exception as e:  # never a bare {"error": null}: say what happened
-            log.exception("answering %r over the API failed", question)
-            raise gr.Error(f"Something went wrong: {type(e).__name__}: {e}") from e
+        if isinstance(history, list):  # JSON turns are lists; ask() checks their shape
+            history = [tuple(t) if isinstance(t, list) else t for t in history]
+        a = ask_within(asker, budget, question, history=history or None, top_k=top_k, min_score=min_score)
         return answer_to_dict(a)
 
     def clear():

@@ -17,6 +17,7 @@ from qa.ingest import SUPPORTED_SUFFIXES
 from qa.errors import PageRenderError
 from qa.pages import prune_originals, render_document_page
 from qa.types import Document
+from qa.serving import UploadFiles, require_editor, web_errors
 from qa.uploads import MAX_FILES_PER_UPLOAD, MAX_UPLOAD_BYTES, index_uploads, upload_folder
 
 log = logging.getLogger("qa.app")
@@ -79,7 +80,7 @@ def build_upload_panel(qa_instance) -> tuple[Any, Any, Any, Any]:
     (uploads, add button, status, table)."""
     settings = qa_instance.settings
     with gr.Accordion("Add documents", open=True):
-        uploads = gr.File(
+        uploads = UploadFiles(
             label=(f"Upload {', '.join(SUPPORTED_SUFFIXES)} (up to {MAX_FILES_PER_UPLOAD} files, "
                    f"{settings.max_file_bytes // 1024**2} MB each, {MAX_UPLOAD_BYTES // 1024**2} MB in all)"),
             file_count="multiple", file_types=list(SUPPORTED_SUFFIXES), height=120, elem_id="qa-upload")
@@ -103,8 +104,10 @@ def build_documents_tab(qa_instance) -> tuple[Any, Any]:
     return table, pick
 
 
-def wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick) -> None:
-    """The Documents tab's text, page view and removal, and the upload panel's events."""
+def wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick, credentials=None) -> None:
+    """The Documents tab's text, page view and removal, and the upload panel's events.
+    ``credentials`` (``qa.serving.Credentials``): only editors may add or remove
+    documents (None: everyone may)."""
     index_dir = qa_instance.settings.index_dir
 
     def choices() -> list[tuple[str, str]]:
@@ -165,7 +168,9 @@ def wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick
         return gr.update(visible=True), (f"Remove **{md_escape(doc_id)}** from the index? Its answers go with it; "
                                          "the file itself is not touched.")
 
-    def do_remove(doc_id: str | None):
+    @web_errors("removing a document")
+    def do_remove(doc_id: str | None, request: gr.Request):
+        require_editor(request, credentials)
         if not doc_id:
             return (gr.update(visible=False), "Choose a document first.") + refresh()
         from qa.formatting import md_escape
@@ -183,9 +188,11 @@ def wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick
                  f"Removed **{md_escape(doc_id)}**: {len(store.documents)} documents, {len(store)} chunks left.")
                 + refresh(None))
 
-    def add_files(files, progress=gr.Progress(track_tqdm=True)):
+    @web_errors("/add_documents")
+    def add_files(files, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         """Index an upload as one update (runs in the "index" queue, beside the
         chat: questions keep being answered from the published index meanwhile)."""
+        require_editor(request, credentials)
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
             return (gr.skip(), "Choose one or more files first.", gr.skip(), gr.skip(), gr.skip())
@@ -220,7 +227,8 @@ def wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick
               concurrency_limit=1, api_visibility="private")
     add_btn.click(add_files, [uploads], [side_docs, status, uploads, table, pick], concurrency_id="index",
                   concurrency_limit=1, api_name="add_documents",
-                  api_description="Index uploaded files; returns the documents tables and a status message.")
+                  api_description=f"Index uploaded files ({', '.join(SUPPORTED_SUFFIXES)}); returns the "
+                                  "documents tables and a status message.")
 
 
 def _page_image(qa_instance, doc: Document, page: int):

@@ -29,6 +29,7 @@ from qa.evaluation.metrics import MISS_CAUSES, MISS_LABELS, answer_metrics, at_t
 from qa.evaluation.runs import answer_whereabouts
 from qa.store.threshold import save_threshold
 from qa.formatting import md_escape
+from qa.serving import require_editor, web_errors
 
 log = logging.getLogger("qa.app")
 
@@ -151,8 +152,9 @@ def curve_plot(ev: Evaluation):
     return fig
 
 
-def build_tune_tab(qa_instance, min_score_slider) -> None:
-    """The tab's components and events (inside an open ``gr.Tab``)."""
+def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> None:
+    """The tab's components and events (inside an open ``gr.Tab``). ``credentials``
+    (``qa.serving.Credentials``): only editors may store a threshold (None: everyone may)."""
     gr.Markdown(
         "Measure the answers on **your own questions** and choose when the chat should say "
         "\"the documents don't say\". Upload a JSONL file, one question a line: "
@@ -200,7 +202,9 @@ def build_tune_tab(qa_instance, min_score_slider) -> None:
         return (summary_markdown(ev), misses_table(ev), curve_plot(ev), ev.examples,
                 gr.update(interactive=True, value=label), ev.report.record, "")
 
-    def store(record):
+    @web_errors("storing a threshold")
+    def store(record, request: gr.Request):
+        require_editor(request, credentials)
         if not record:
             return "Run the evaluation first.", gr.skip()
         try:

@@ -1,0 +1,254 @@
+"""Serving the web app safely: who may connect, what one request may cost, what an error says.
+
+The page itself is laid out in ``app.py`` (and the UI modules); everything that
+decides whether a request is served lives here, so it is tested on its own:
+
+- **Who.** Serving on anything but a loopback address needs credentials
+  (``--auth-file FILE``, ``QA_AUTH_FILE``, or ``QA_AUTH="user:password[:role],..."``)
+  or an explicit ``--insecure``: ``check_launch`` refuses to start otherwise.
+  A user is a ``reader`` (asks questions) or an ``editor`` (may also add and
+  remove documents); ``require_editor`` guards every handler that writes.
+- **How much.** The caps of ``qa.config.LimitsConfig`` are enforced by ``ask``
+  itself; ``ask_within`` adds the per-request time budget (a question that
+  cannot be answered in time is dropped from the queue and the client told).
+- **What it says.** ``web_errors`` turns every failure of a handler into a
+  message for the client (never ``{"error": null}``): bad input is one log line,
+  only a bug is logged with its traceback. ``harden`` does the same for requests
+  gradio itself cannot decode (missing values, wrong types, foreign file paths).
+- **Leaks.** ``UploadFiles`` is ``gr.File`` without the empty temporary file
+  gradio 6 leaves behind for every uploaded file.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import gradio as gr
+
+from qa.errors import QAError, RequestTimeoutError, ServingConfigError
+
+log = logging.getLogger("qa.app")
+
+ROLES = ("reader", "editor")
+#: A user listed without a role may only ask (adding and removing documents needs "editor").
+DEFAULT_ROLE = "reader"
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    host = (host or "").strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name (or 0.0.0.0-like wildcard spelled otherwise): assume reachable
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Users allowed in, each with a role; ``source`` names where they came from (for messages)."""
+
+    users: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # name -> (password, role)
+    source: str = ""
+
+    def check(self, username: str, password: str) -> bool:
+        """gradio's ``auth`` callable: constant-time comparison of the password."""
+        user = self.users.get(username)
+        if user is None:
+            hmac.compare_digest(password.encode(), password.encode())  # same work for unknown names
+            return False
+        return hmac.compare_digest(user[0].encode("utf-8"), str(password).encode("utf-8"))
+
+    def role(self, username: str | None) -> str | None:
+        user = self.users.get(username or "")
+        return user[1] if user else None
+
+
+def parse_credentials(text: str, source: str) -> Credentials:
+    """``user:password[:role]`` entries, one per line or separated by commas;
+    ``#`` starts a comment line. A malformed entry is a ``ServingConfigError``
+    (the password is never repeated in the message)."""
+    users: dict[str, tuple[str, str]] = {}
+    entries = [e.strip() for line in text.splitlines() if not line.strip().startswith("#")
+               for e in line.split(",")]
+    for n, entry in enumerate((e for e in entries if e), start=1):
+        parts = entry.split(":")
+        if len(parts) == 3 and parts[2] in ROLES:
+            name, password, role = parts
+        elif len(parts) >= 2 and parts[-1] not in ROLES:
+            name, password, role = parts[0], ":".join(parts[1:]), DEFAULT_ROLE
+        elif len(parts) > 3:
+            name, password, role = parts[0], ":".join(parts[1:-1]), parts[-1]
+        else:
+            raise ServingConfigError(f"{source}: entry {n} is not user:password[:role] "
+                                     f"(role one of {', '.join(ROLES)})")
+        if not name or not password:
+            raise ServingConfigError(f"{source}: entry {n} has an empty user name or password")
+        if name in users:
+            raise ServingConfigError(f"{source}: user {name!r} is listed twice")
+        users[name] = (password, role)
+    if not users:
+        raise ServingConfigError(f"{source}: no users (one user:password[:role] per line)")
+    return Credentials(users, source)
+
+
+def load_credentials(auth_file: str | Path | None = None,
+                     env: Mapping[str, str] | None = None) -> Credentials | None:
+    """Credentials from ``auth_file``, else the file named by ``QA_AUTH_FILE``, else
+    ``QA_AUTH``; None when none is given."""
+    env = os.environ if env is None else env
+    path = auth_file or env.get("QA_AUTH_FILE")
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ServingConfigError(f"the credentials file {path} cannot be read "
+                                     f"({getattr(e, 'strerror', None) or e})") from None
+        try:
+            mode = Path(path).stat().st_mode
+            if mode & 0o004:
+                log.warning("the credentials file %s is readable by every user of this machine "
+                            "(chmod 600 it)", path)
+        except OSError:
+            pass
+        return parse_credentials(text, str(path))
+    if env.get("QA_AUTH"):
+        return parse_credentials(env["QA_AUTH"], "QA_AUTH")
+    return None
+
+
+def check_launch(host: str, credentials: Credentials | None, insecure: bool = False) -> None:
+    """Refuse to serve a non-loopback address to everyone: anyone who reaches it
+    could read every document and add or remove documents."""
+    if credentials is None and not insecure and not is_loopback(host):
+        raise ServingConfigError(
+            f"refusing to serve on {host} without credentials: anyone who can reach it could read every "
+            "document and change the index. Give users with --auth-file FILE (lines user:password[:role], "
+            "role reader or editor), QA_AUTH_FILE or QA_AUTH, or serve on 127.0.0.1; --insecure serves "
+            "everyone anyway")
+
+
+def require_editor(request: gr.Request | None, credentials: Credentials | None) -> None:
+    """A ``gr.Error`` unless the request may change the index (no credentials: everyone may)."""
+    if credentials is None:
+        return
+    username = getattr(request, "username", None)
+    if credentials.role(username) != "editor":
+        log.warning("refused a change to the index by %r (role %s)", username, credentials.role(username))
+        raise gr.Error("your account may ask questions but not add or remove documents (ask for the "
+                       "editor role)", print_exception=False)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
+def web_errors(what: str) -> Callable[[Callable], Callable]:
+    """Decorate a handler so that every failure reaches the client as a message:
+    a ``QAError`` (bad input, over a limit, a missing index) is logged as one line,
+    anything else (a bug) with its traceback."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except QAError as e:
+                log.info("%s refused: %s", what, one_line(e))
+                raise gr.Error(str(e) or type(e).__name__, print_exception=False) from e
+            except Exception as e:  # noqa: BLE001 - a bug: the log keeps the traceback
+                log.exception("%s failed", what)
+                raise gr.Error(f"Something went wrong: {type(e).__name__}: {one_line(e)}",
+                               print_exception=False) from e
+
+        return handler
+
+    return wrap
+
+
+def _request_message(block_fn: Any, error: BaseException) -> str:
+    """One line saying what was wrong with a request gradio could not decode."""
+    import re
+
+    name = getattr(block_fn, "api_name", None) or getattr(block_fn, "name", None) or "this endpoint"
+    cause = error.__cause__ or error.__context__
+    text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    needed = re.search(r"needed: (\d+), got: (\d+)", text)
+    pydantic = next((e for e in (error, cause) if callable(getattr(e, "errors", None))), None)
+    if needed:
+        detail = f"it takes {needed.group(1)} values, {needed.group(2)} were sent"
+    elif pydantic is not None:
+        try:
+            first = pydantic.errors()[0]
+            where = ".".join(str(x) for x in first.get("loc", ()))
+            detail = f"{first.get('msg', pydantic)}{' at ' + where if where else ''}"
+        except Exception:  # noqa: BLE001 - any other errors() method
+            detail = lines[0] if lines else type(error).__name__
+    else:
+        expected = [line for line in lines if line.startswith(("Expected", "Cannot", "File", "Invalid"))]
+        detail = expected[0] if expected else (lines[0] if lines else type(error).__name__)
+    return one_line(f"malformed request to /{name}: {detail}")
+
+
+def harden(demo: gr.Blocks) -> gr.Blocks:
+    """Requests gradio cannot turn into a handler's arguments (too few values, a
+    string for a number, a file path that was never uploaded) get a message
+    instead of ``{"error": null}``, and one log line instead of a traceback."""
+    original = demo.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, state, explicit_call=False):
+        try:
+            return await original(block_fn, inputs, state, explicit_call)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - anything a client can send
+            message = _request_message(block_fn, e)
+            log.info("%s", message)
+            raise gr.Error(message, print_exception=False) from None
+
+    demo.preprocess_data = preprocess_data  # type: ignore[method-assign]
+    return demo
+
+
+def ask_within(asker: Any, budget_s: float, question: Any, **kwargs: Any):
+    """``asker.ask`` that gives up after ``budget_s`` seconds with a
+    ``RequestTimeoutError`` (the question is dropped if it has not started)."""
+    try:
+        return asker.ask(question, timeout=budget_s, **kwargs)
+    except TimeoutError:
+        raise RequestTimeoutError(f"no answer within {budget_s:g} s (limits.web_time_budget_s): the server is "
+                                  "busy; try again in a moment") from None
+
+
+class UploadFiles(gr.File):
+    """``gr.File`` (type "filepath") without the leak of gradio 6.31's
+    ``File._process_single_file``, which opens an empty ``NamedTemporaryFile``
+    in the upload folder for every file of every request and never removes it
+    (nor closes it). The check of the file type is kept."""
+
+    def _process_single_file(self, f):  # type: ignore[override]
+        from gradio.utils import NamedString
+
+        if self.type != "filepath":
+            return super()._process_single_file(f)
+        from gradio_client import utils as client_utils
+
+        if self.file_types and not client_utils.is_valid_file(f.path, self.file_types):
+            raise gr.Error(f"Invalid file type. Please upload a file that is one of these formats: "
+                           f"{self.file_types}", print_exception=False)
+        return NamedString(f.path)
+
+
+__all__ = ["Credentials", "ROLES", "UploadFiles", "ask_within", "check_launch", "harden", "is_loopback",
+           "load_credentials", "parse_credentials", "require_editor", "web_errors"]
