@@ -1,0 +1,259 @@
+"""Issue 18: no one gets in uninvited, no request holds the server, every web error says what it is.
+
+The served app runs with the fake models (fast); ``qa.serving`` holds the logic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import app
+from _app_server import free_port
+from conftest import SEED_FILE, make_fake_qa
+from qa.batching import MicroBatcher
+from qa.errors import RequestTimeoutError, ServingConfigError
+from qa.serving import (ask_within, check_launch, is_loopback, load_credentials, parse_credentials)
+from qa.uploads import upload_folder
+
+Q = "Which army did Popov command?"
+
+
+def fake_qa(index_dir, **kw):
+    return make_fake_qa(index_dir=index_dir, corpus_dir=None, **kw)
+
+
+# --- who may connect -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.3.4.5", True), ("::1", True),
+                                            ("[::1]", True), ("localhost", True), ("0.0.0.0", False),
+                                            ("::", False), ("192.168.1.10", False), ("example.org", False),
+                                            ("", False)])
+def test_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_a_non_loopback_address_needs_credentials_or_insecure():
+    creds = parse_credentials("ann:pw", "test")
+    for host in ("0.0.0.0", "192.168.1.10", "::"):
+        with pytest.raises(ServingConfigError, match="--auth-file"):
+            check_launch(host, None)
+        check_launch(host, creds)
+        check_launch(host, None, insecure=True)
+    check_launch("127.0.0.1", None)
+
+
+def test_app_refuses_to_start_exposed_without_credentials(monkeypatch, capsys):
+    monkeypatch.delenv("QA_AUTH", raising=False)
+    monkeypatch.delenv("QA_AUTH_FILE", raising=False)
+    loaded = []
+    monkeypatch.setattr("qa.default_qa", lambda: loaded.append(1))  # would load the models
+    assert app.main(["--host", "0.0.0.0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: refusing to serve on 0.0.0.0 without credentials") and err.count("\n") == 1
+    assert loaded == []
+
+
+def test_credentials_file_and_environment(tmp_path, monkeypatch):
+    f = tmp_path / "users"
+    f.write_text("# who may come in\nann:secret:editor\nbob:pa:ss\ncat:pw:reader\n", encoding="utf-8")
+    f.chmod(0o600)
+    c = load_credentials(f, env={})
+    assert c.role("ann") == "editor" and c.role("bob") == "reader" and c.role("cat") == "reader"
+    assert c.check("ann", "secret") and not c.check("ann", "wrong") and not c.check("nobody", "secret")
+    assert c.check("bob", "pa:ss")  # a password may hold colons
+    assert load_credentials(None, env={"QA_AUTH_FILE": str(f)}).role("ann") == "editor"
+    assert load_credentials(None, env={"QA_AUTH": "dan:x:editor, eve:y"}).role("eve") == "reader"
+    assert load_credentials(None, env={}) is None
+    for bad in ("", "# only a comment", "nopassword", ":pw", "ann:", "ann:pw\nann:other"):
+        with pytest.raises(ServingConfigError) as e:
+            parse_credentials(bad, "users")
+        assert "pw" not in str(e.value).replace("password", "") or bad == ":pw"
+    with pytest.raises(ServingConfigError, match="cannot be read"):
+        load_credentials(tmp_path / "missing", env={})
+
+
+@pytest.fixture
+def served_with_users(tmp_path):
+    idx = tmp_path / "index"
+    fake_qa(idx).add_paths([SEED_FILE])
+    creds = parse_credentials("reader1:rpw:reader\neditor1:epw:editor", "test")
+    qa = fake_qa(idx)
+    demo = app.build_app(qa, credentials=creds)
+    port = free_port()
+    app.launch(demo, "127.0.0.1", port, max_file_bytes=qa.settings.max_file_bytes, prevent_thread_lock=True,
+               quiet=True, auth=creds.check)
+    yield qa, f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_served_with_credentials_only_users_get_in_and_only_editors_write(served_with_users, tmp_path):
+    from gradio_client import Client, handle_file
+
+    qa, url = served_with_users
+    # no login: the API refuses before anything runs
+    with pytest.raises(Exception):
+        Client(url, verbose=False).predict(Q, api_name="/answer")
+    with pytest.raises(Exception):
+        Client(url, verbose=False, auth=("reader1", "wrong")).predict(Q, api_name="/answer")
+    up = tmp_path / "new.txt"
+    up.write_text("The Zorblat festival is held every spring in Quillby.\n", encoding="utf-8")
+    reader = Client(url, verbose=False, auth=("reader1", "rpw"))
+    assert reader.predict(Q, api_name="/answer")["citations"]
+    with pytest.raises(Exception, match="may ask questions but not add"):
+        reader.predict([handle_file(str(up))], api_name="/add_documents")
+    assert "new.txt" not in qa.store.documents
+    editor = Client(url, verbose=False, auth=("editor1", "epw"))
+    status = editor.predict([handle_file(str(up))], api_name="/add_documents")[1]
+    assert "new.txt" in status and "new.txt" in qa.store.documents
+
+
+# --- every error says what it is, in one log line ---------------------------------------------
+
+@pytest.fixture
+def served(tmp_path):
+    from _app_server import serve
+
+    idx = tmp_path / "index"
+    fake_qa(idx).add_paths([SEED_FILE])
+    s = serve(fake_qa(idx))
+    yield s
+    s.close()
+
+
+def post(url: str, path: str, body: bytes, ctype: str = "application/json") -> tuple[int, str]:
+    req = urllib.request.Request(url + path, body, {"Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def call(url: str, name: str, data) -> str:
+    status, body = post(url, f"gradio_api/call/{name}", json.dumps({"data": data}).encode())
+    assert status == 200, body
+    event_id = json.loads(body)["event_id"]
+    return urllib.request.urlopen(f"{url}gradio_api/call/{name}/{event_id}", timeout=60).read().decode()
+
+
+def error_of(stream: str):
+    for line in stream.splitlines():
+        if line.startswith("data: "):
+            return json.loads(line[6:])
+    return None
+
+
+@pytest.mark.parametrize("name, data, match", [
+    ("answer", [], "takes 4 values, 0 were sent"),
+    ("answer", [Q], "takes 4 values, 1 were sent"),
+    ("answer", [Q, None, 10**9, None], "limits.max_top_k"),
+    ("answer", [Q, [["Who?", "x" * 30000]], None, None], "limits.max_history_chars"),
+    ("add_documents", [[{"path": "/etc/passwd"}]], "malformed request to /add_documents"),
+    ("add_documents", [42], "valid list"),
+    ("ask", [Q, "x", True, 0.5, [], []], "Expected a `float`"),
+])
+def test_every_web_error_carries_its_message_and_logs_one_line(served, capfd, caplog, name, data, match):
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="qa.app"):
+        stream = call(served.url, name, data)
+    assert "event: error" in stream, stream
+    payload = error_of(stream)
+    assert payload and payload.get("error") and match in payload["error"], stream
+    time.sleep(0.2)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, err[-2000:]
+    assert any(match.split()[0] in r.getMessage() or "refused" in r.getMessage() or "malformed" in r.getMessage()
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize("path, body, ctype", [
+    ("gradio_api/call/answer", b"not json", "application/json"),
+    ("gradio_api/call/answer", b"\xff\xfe", "application/json"),
+    ("gradio_api/queue/join", b"{", "application/json"),
+    ("gradio_api/upload", b"garbage", "multipart/form-data; boundary=XyZ"),
+    ("gradio_api/upload", b"--XyZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"\"\r\n\r\nhi\r\n--XyZ--\r\n",
+     "multipart/form-data; boundary=XyZ"),
+])
+def test_malformed_http_requests_are_never_a_500(served, path, body, ctype):
+    status, text = post(served.url, path, body, ctype)
+    assert status < 500, (status, text)
+    assert text.strip()
+
+
+# --- bounded work per request ---------------------------------------------------------------
+
+class SlowQA:
+    """ask_batch that takes a while: the time budget must not wait for it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.asked: list[str] = []
+
+    def ask_batch(self, questions, histories=None, top_k=None, min_score=None):
+        time.sleep(self.seconds)
+        self.asked.extend(questions)
+        return [f"answer to {q}" for q in questions]
+
+    def ask(self, question, history=None, top_k=None, min_score=None):
+        return self.ask_batch([question])[0]
+
+
+def test_a_question_past_its_time_budget_is_told_and_dropped():
+    qa = SlowQA(0.6)
+    batcher = MicroBatcher(qa, window_s=0.0)
+    first = threading.Thread(target=lambda: batcher.ask("first"))
+    first.start()
+    time.sleep(0.1)  # "first" is being answered; "late" waits behind it
+    t0 = time.monotonic()
+    with pytest.raises(RequestTimeoutError, match="limits.web_time_budget_s"):
+        ask_within(batcher, 0.2, "late")
+    assert time.monotonic() - t0 < 0.5
+    first.join()
+    assert batcher.ask("after", timeout=5) == "answer to after"
+    assert "late" not in qa.asked  # dropped, never answered
+    batcher.close()
+
+
+# --- uploads leave nothing behind ----------------------------------------------------------
+
+def test_uploads_leave_no_empty_temporary_files(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    root = upload_folder()
+    before = {p for p in root.iterdir() if p.is_file()} if root.exists() else set()
+    client = Client(served.url, verbose=False)
+    for i in range(3):
+        f = tmp_path / f"note{i}.txt"
+        f.write_text(f"Note {i} is about the river Vandel{i}.\n", encoding="utf-8")
+        client.predict([handle_file(str(f))], api_name="/add_documents")
+    after = {p for p in root.iterdir() if p.is_file()}
+    assert not after - before, sorted(p.name for p in after - before)
+
+
+# --- Markdown markup is not text ---------------------------------------------------------------
+
+def test_markdown_inline_html_is_not_indexed_as_words(tmp_path):
+    from qa.ingest import load_file
+
+    raw = ('# Ferries\n\nThe ferry <img src="boat.png" alt="a boat"> leaves <b>Gullholm</b> at noon.'
+           '<!-- a hidden\nnote --> It is `<free>` on <span class="x">Sundays</span>.\n\n'
+           '```html\n<div>code stays</div>\n```\n')
+    f = tmp_path / "ferry.md"
+    f.write_text(raw, encoding="utf-8")
+    doc = load_file(f)
+    assert len(doc.text) == len(raw)  # offsets still point into the file
+    for markup in ("<img", "src=", "<b>", "</b>", "<!--", "hidden", "<span"):
+        assert markup not in doc.text.replace("<div>code stays</div>", "")
+    assert "`<free>`" in doc.text and "<div>code stays</div>" in doc.text
+    i = doc.text.index("Gullholm")
+    assert raw[i:i + 8] == "Gullholm"
+    qa = fake_qa(tmp_path / "index")
+    qa.add_paths([f])
+    assert not any("<img" in c.text for c in qa.store.chunks)
