@@ -9,6 +9,13 @@ previous batch is being answered) and answers them with ``ask_batch``.
 
 A bad question never fails the others: when a batch raises, its questions are
 answered one by one, so each caller gets its own answer or its own error.
+
+Identical questions (same text, history, top_k and min_score) in one batch are
+read once, and answers are kept per published snapshot and threshold (an LRU
+of ``ServingConfig.answer_cache_size``): a question asked again before the index
+or the threshold changes is answered from the cache without queueing. Nothing
+stale can come out of it: the key holds the snapshot's name, which every
+publish changes.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -39,6 +46,29 @@ class _Request:
         except TypeError:
             return ("unhashable", id(self))
 
+    def same(self) -> tuple:
+        """Requests with equal ``same()`` get the same answer (read once)."""
+        return question_key(self.question, self.history, self.top_k, self.min_score) or ("unique", id(self))
+
+
+def question_key(question: Any, history: Any, top_k: Any, min_score: Any) -> tuple | None:
+    """A hashable key for a well-formed request (None for anything else: it is
+    never cached or merged, and ``ask_batch`` gives it its own error)."""
+    if not isinstance(question, str):
+        return None
+    if history is not None:
+        if not isinstance(history, (list, tuple)):
+            return None
+        try:
+            history = tuple((t[0], t[1]) for t in history
+                            if isinstance(t, (list, tuple)) and len(t) == 2 and all(isinstance(x, str) for x in t))
+        except (TypeError, IndexError):
+            return None
+    for v in (top_k, min_score):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return None
+    return (question.strip(), history or None, top_k, min_score)
+
 
 class MicroBatcher:
     """``ask`` for many threads at once, answered in batches by one worker.
@@ -47,16 +77,58 @@ class MicroBatcher:
     one of a batch arrives; ``max_batch``: the most questions in one pass.
     """
 
-    def __init__(self, qa: Any, window_s: float = 0.005, max_batch: int = 32) -> None:
+    def __init__(self, qa: Any, window_s: float | None = None, max_batch: int | None = None,
+                 cache_size: int | None = None) -> None:
+        from qa.config import ServingConfig
+
+        cfg = getattr(getattr(qa, "settings", None), "serving", None) or ServingConfig()
         self.qa = qa
-        self.window_s = window_s
-        self.max_batch = max_batch
+        self.window_s = cfg.batch_window_s if window_s is None else window_s
+        self.max_batch = cfg.max_batch if max_batch is None else max_batch
+        self.cache_size = cfg.answer_cache_size if cache_size is None else cache_size
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        #: sizes of the latest batches answered (for tests and benchmarks); bounded,
-        #: so a server that runs for weeks does not grow it
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        #: sizes of the latest batches answered, and of the distinct questions read in each (for
+        #: tests and benchmarks); bounded, so a server that runs for weeks does not grow them
         self.batches: deque[int] = deque(maxlen=1024)
+        self.reads: deque[int] = deque(maxlen=1024)
+        self.cache_hits = 0
+
+    def _cache_key(self, question: Any, history: Any, top_k: Any, min_score: Any) -> tuple | None:
+        """(snapshot, threshold, request), or None when not cacheable."""
+        if self.cache_size <= 0:
+            return None
+        k = question_key(question, history, top_k, min_score)
+        if k is None:
+            return None
+        try:
+            name = self.qa.store.name
+            threshold = self.qa.threshold if min_score is None else None
+        except Exception:  # noqa: BLE001 - no index yet, or no such attributes: just not cached
+            return None
+        return None if name is None else (name, threshold) + k
+
+    def _cached(self, key: tuple | None):
+        if key is None:
+            return None
+        with self._cache_lock:
+            a = self._cache.get(key)
+            if a is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+            return a
+
+    def _remember(self, key: tuple | None, answer: Any) -> None:
+        if key is None:
+            return
+        with self._cache_lock:
+            self._cache[key] = answer
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
 
     def ask(self, question: Any, history: Any = None, top_k: Any = None, min_score: Any = None,
             timeout: float | None = None):
@@ -65,14 +137,20 @@ class MicroBatcher:
         dropped unless its batch has already started."""
         if not hasattr(self.qa, "ask_batch"):
             return self.qa.ask(question, history=history, top_k=top_k, min_score=min_score)
+        key = self._cache_key(question, history, top_k, min_score)
+        hit = self._cached(key)
+        if hit is not None:
+            return hit
         self._ensure_worker()
         req = _Request(question, history, top_k, min_score)
         self._queue.put(req)
         try:
-            return req.future.result(timeout)
+            answer = req.future.result(timeout)
         except FutureTimeout:
             req.future.cancel()
             raise TimeoutError(f"no answer within {timeout} s") from None
+        self._remember(key, answer)
+        return answer
 
     def close(self) -> None:
         if self._thread is not None:
@@ -119,10 +197,15 @@ class MicroBatcher:
         if not reqs:
             return
         self.batches.append(len(reqs))
-        if len(reqs) > 1:
+        same: dict[tuple, list[_Request]] = {}
+        for r in reqs:
+            same.setdefault(r.same(), []).append(r)
+        firsts = [group[0] for group in same.values()]  # identical questions are read once
+        self.reads.append(len(firsts))
+        if len(firsts) > 1:
             try:
-                answers = self.qa.ask_batch([r.question for r in reqs], [r.history for r in reqs],
-                                            top_k=reqs[0].top_k, min_score=reqs[0].min_score)
+                answers = self.qa.ask_batch([r.question for r in firsts], [r.history for r in firsts],
+                                            top_k=firsts[0].top_k, min_score=firsts[0].min_score)
             except Exception:  # noqa: BLE001 - one bad question: each is asked alone below and gets its own error
                 pass
             except BaseException as e:  # shutting down: no caller may wait forever on its future
@@ -130,12 +213,17 @@ class MicroBatcher:
                     r.future.set_exception(e)
                 raise
             else:
-                for r, a in zip(reqs, answers):
-                    r.future.set_result(a)
+                for group, a in zip(same.values(), answers):
+                    for r in group:
+                        r.future.set_result(a)
                 return
-        for r in reqs:
+        for group in same.values():
+            r = group[0]
             try:
-                r.future.set_result(self.qa.ask(r.question, history=r.history, top_k=r.top_k,
-                                                min_score=r.min_score))
-            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                r.future.set_exception(e)
+                a = self.qa.ask(r.question, history=r.history, top_k=r.top_k, min_score=r.min_score)
+            except BaseException as e:  # noqa: BLE001 - handed to the callers' threads
+                for x in group:
+                    x.future.set_exception(e)
+            else:
+                for x in group:
+                    x.future.set_result(a)

@@ -242,6 +242,27 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """How the app answers many chat clients at once (``qa.batching.MicroBatcher``).
+
+    Questions arriving within ``batch_window_s`` of each other (or while the
+    previous batch is being read) are answered in one batched pass of at most
+    ``max_batch``; identical questions in a batch are read once; and the last
+    ``answer_cache_size`` answers are kept per published snapshot (and threshold),
+    so a question asked again before the index changes costs nothing (0 turns
+    the cache off). On 2 CPU cores the reader's cost per distinct question is
+    what bounds latency under load (docs/reliability.md)."""
+
+    batch_window_s: float = 0.005
+    max_batch: int = 32
+    answer_cache_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.batch_window_s < 0 or self.max_batch < 1 or self.answer_cache_size < 0:
+            raise ValueError("serving: batch_window_s >= 0, max_batch >= 1, answer_cache_size >= 0")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a ``QA`` instance needs; the defaults serve the seed corpus."""
 
@@ -254,6 +275,7 @@ class Settings:
     store: StoreConfig = field(default_factory=StoreConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     embed_batch_size: int = 64
     bf16: bool = True  # bf16 autocast allowed for both models, where the CPU has it (AMX / AVX512-BF16)
     engine: EngineConfig = field(default_factory=EngineConfig)  # both models (qa.engine)

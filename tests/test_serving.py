@@ -257,3 +257,73 @@ def test_markdown_inline_html_is_not_indexed_as_words(tmp_path):
     qa = fake_qa(tmp_path / "index")
     qa.add_paths([f])
     assert not any("<img" in c.text for c in qa.store.chunks)
+
+
+# --- many clients: identical questions read once, answers kept per snapshot ------------------
+
+class CountingQA:
+    """A fake-model QA that counts the questions it reads."""
+
+    def __init__(self, qa) -> None:
+        self._qa = qa
+        self.read: list[str] = []
+
+    def ask_batch(self, questions, histories=None, top_k=None, min_score=None):
+        self.read.extend(questions)
+        return self._qa.ask_batch(questions, histories, top_k=top_k, min_score=min_score)
+
+    def ask(self, question, history=None, top_k=None, min_score=None):
+        self.read.append(question)
+        return self._qa.ask(question, history=history, top_k=top_k, min_score=min_score)
+
+    def __getattr__(self, name):
+        return getattr(self._qa, name)
+
+
+def test_identical_questions_in_a_batch_are_read_once(tmp_path):
+    idx = tmp_path / "index"
+    fake_qa(idx).add_paths([SEED_FILE])
+    qa = CountingQA(fake_qa(idx))
+    batcher = MicroBatcher(qa, window_s=0.2, cache_size=0)
+    qs = [Q, Q, Q, "Who was accused of treason?", Q, "Who was accused of treason?"]
+    out = [None] * len(qs)
+    barrier = threading.Barrier(len(qs))
+
+    def ask(i):
+        barrier.wait()
+        out[i] = batcher.ask(qs[i])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(qs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(qa.read) == sorted({*qs})  # two distinct questions, each read once
+    alone = fake_qa(idx)
+    assert [a.answer for a in out] == [alone.ask(q).answer for q in qs]
+    batcher.close()
+
+
+def test_answers_are_kept_per_snapshot_and_threshold(tmp_path):
+    from qa.types import Document
+
+    idx = tmp_path / "index"
+    fake_qa(idx).add_paths([SEED_FILE])
+    qa = CountingQA(fake_qa(idx))
+    batcher = MicroBatcher(qa)
+    first = batcher.ask(Q)
+    assert batcher.ask(Q) is first and batcher.ask(f"  {Q} ") is first
+    assert qa.read == [Q] and batcher.cache_hits == 2
+    batcher.ask(Q, top_k=3)  # another request: read
+    assert len(qa.read) == 2
+    # a publish (from anywhere) changes the snapshot: the question is read again
+    fake_qa(idx).add_documents([Document("n.txt", "Popov commanded the 58th army in the south.")])
+    again = batcher.ask(Q)
+    assert len(qa.read) == 3 and again is not first
+    # so does a new stored threshold
+    from qa.reader.calibration import save_user_threshold
+
+    save_user_threshold(idx, {"threshold": 0.99})
+    batcher.ask(Q)
+    assert len(qa.read) == 4
+    batcher.close()
