@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def upload_via_api(url: str, files: list[Path]) -> str:
     return c.predict([handle_file(str(f)) for f in files], api_name="/add_documents")[1]
 
 
-def kill_trials(n: int, real: bool, work: Path) -> dict:
+def kill_trials(n: int, real: bool, work: Path, publish_trials: int = 3) -> dict:
     out = {}
     # `qa index` killed at a random moment of its update
     results = []
@@ -164,6 +165,41 @@ def kill_trials(n: int, real: bool, work: Path) -> dict:
             state = f"UNLOADABLE ({type(e).__name__})"
         results.append(state)
     out["kill -9 during an app upload"] = {s: results.count(s) for s in set(results)}
+    # kills timed into each step of the publish (the process stops there and is killed)
+    sys.path.insert(0, str(TESTS))
+    from _fake_qa import PUBLISH_STAGES
+
+    for stage in PUBLISH_STAGES:
+        results = []
+        for t in range(publish_trials):
+            base = work / f"k-pub-{stage}-{t}"
+            idx = base / "index"
+            fake_qa(idx).add_paths(write_docs(base / "old", 3))
+            fake_qa(idx).add_paths(write_docs(base / "old2", 1, start=50))  # an older snapshot to clean up
+            before = doc_ids(idx)
+            batch = write_docs(base / "new", 20, start=100)
+            p = subprocess.Popen([PY, str(FAKE), "add-pause", stage, str(idx), *map(str, batch)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            lines = [p.stdout.readline().strip() for _ in range(2)]  # "indexing", "at STAGE"
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            try:
+                after = doc_ids(idx)
+                state = "old" if after == before else "new" if after == before | {f.name for f in batch} else "MIX"
+                fake_qa(idx).store  # a new process opens it: leftovers are cleaned
+                left = sorted(x.name for x in idx.iterdir() if x.name.startswith((".tmp", ".CURRENT"))
+                              or (x.name.startswith("snap-") and x.name != (idx / "CURRENT").read_text().strip()))
+                if left:
+                    state += f" (left behind: {', '.join(left)})"
+            except Exception as e:  # noqa: BLE001
+                state = f"UNLOADABLE ({type(e).__name__})"
+            if lines[1] != f"at {stage}":
+                state = f"NOT AT {stage} ({lines})"
+            results.append(state)
+        out[f"kill -9 at publish step '{stage}'"] = {s: results.count(s) for s in set(results)}
+    counts = [v for k, v in out.items() if k.startswith("kill")]
+    out["trials"] = sum(sum(c.values()) for c in counts)
+    out["safe (old or new, whole, nothing left)"] = sum(c.get("old", 0) + c.get("new", 0) for c in counts)
     return out
 
 
@@ -323,42 +359,129 @@ def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path) -> 
 
 # --- bad inputs ----------------------------------------------------------------------------
 
+def index_state(idx: Path) -> tuple:
+    """(published snapshot, its documents, writer lock held?): what a bad input must not change."""
+    from filelock import Timeout
+
+    from qa.store import writer_lock
+
+    name = (idx / "CURRENT").read_text().strip()
+    ids = frozenset(doc_ids(idx))
+    try:
+        with writer_lock(idx).acquire(timeout=0):
+            locked = False
+    except Timeout:
+        locked = True
+    return name, ids, locked
+
+
+class Tally:
+    """Bad inputs by channel: how many, how many answered badly (a traceback, an
+    empty or null error, an HTTP 5xx), how many changed, lost or locked the index."""
+
+    def __init__(self, idx: Path) -> None:
+        self.idx = idx
+        self.state = index_state(idx)
+        self.by: dict[str, dict] = {}
+
+    def record(self, channel: str, label: str, bad_answer: str | None) -> None:
+        c = self.by.setdefault(channel, {"cases": 0, "tracebacks or empty errors": 0, "index changed/lost/locked": 0,
+                                         "examples": []})
+        c["cases"] += 1
+        if bad_answer:
+            c["tracebacks or empty errors"] += 1
+            c["examples"].append(f"{label[:70]}: {bad_answer[:160]}")
+        try:
+            now = index_state(self.idx)
+        except Exception as e:  # noqa: BLE001
+            now = ("UNLOADABLE", type(e).__name__, False)
+        if now != self.state:
+            c["index changed/lost/locked"] += 1
+            c["examples"].append(f"{label[:70]}: INDEX {self.state[0]} -> {now[0]}, "
+                                 f"docs {len(self.state[1])} -> {len(now[1]) if isinstance(now[1], frozenset) else now[1]}"
+                                 f", locked {now[2]}")
+            if now[0] != "UNLOADABLE":
+                self.state = now  # count each change once
+
+    def summary(self) -> dict:
+        out = {k: v | {"examples": v["examples"][:8]} for k, v in self.by.items()}
+        out["distinct bad inputs"] = sum(v["cases"] for v in self.by.values())
+        out["tracebacks or empty errors"] = sum(v["tracebacks or empty errors"] for v in self.by.values())
+        out["index changed/lost/locked"] = sum(v["index changed/lost/locked"] for v in self.by.values())
+        return out
+
+
+def bad_documents() -> list[dict]:
+    """Document fields the store could not round-trip (issue 18)."""
+    from qa.types import Locator
+
+    t = "Some text about the river."
+    return ([dict(id=v, text=t) for v in (None, 5, 4.2, b"x.txt", "", "   ", "../../x.txt", "a/../b.txt",
+                                          "/etc/passwd", "a//b.txt", "a\\b.txt", "a\x00b", "two\nlines", "tab\there",
+                                          "bidi\u202eevil.txt", "\ud800", "a\udcffb", "x" * 5000, ".", "..", "a/",
+                                          ["list"], {"d": 1})]
+            + [dict(id="a.txt", text=v) for v in ("", " \n\t", None, b"bytes", 42, "bad \udcff text", ["t"])]
+            + [dict(id="a.txt", text=t, title=v) for v in (None, 3, "\ud800")]
+            + [dict(id="a.txt", text=t, meta=v) for v in (None, "s", {"x": object()}, {"x": float("nan")},
+                                                            {1: "int key"}, {"t": (1, 2)}, {"s": "\udcff"},
+                                                            {"b": b"bytes"})]
+            + [dict(id="a.txt", text=t, locators=v) for v in ((Locator(0, 99),), (Locator(-1, 3),),
+                                                                (Locator(0, 3, page=0),), ((0, 3),), "abc",
+                                                                (Locator(5, 2),), (Locator(0, 3, section=5),))])
+
+
 def bad_inputs(work: Path) -> dict:
     import math
 
     from fakes import SEED_FILE, make_fake_qa
-    from qa.cli import main as cli_main
     from qa.errors import QAError
+    from qa.types import Document
 
     idx = work / "bad-index"
     qa = make_fake_qa(index_dir=idx, corpus_dir=None)
     qa.add_paths([SEED_FILE])
+    tally = Tally(idx)
     Q = "Which army did Popov command?"
+
+    def api(label, fn):
+        try:
+            fn()
+        except QAError as e:
+            tally.record("api", label, None if str(e).strip() else "empty message")
+        except Exception as e:  # noqa: BLE001
+            tally.record("api", label, f"{type(e).__name__}: {e}")
+        else:
+            tally.record("api", label, None)
+
     questions = ["", " ", "\n\t", "\ud800", "a\udcffb", "\x00", None, 42, 4.2, b"bytes", ["list"], {"d": 1},
                  "x" * 1001, "x" * 100000, object()]
-    kwargs = [dict(top_k=v) for v in (0, -1, 2.5, "3", True, None.__class__, [], 1e9, math.nan)] + \
+    kwargs = [dict(top_k=v) for v in (0, -1, 2.5, "3", True, None.__class__, [], 1e9, math.nan, 51, 10**9, 10**18)] + \
              [dict(min_score=v) for v in (-0.5, 1.5, math.nan, math.inf, -math.inf, "0.5", True, [0.5])] + \
              [dict(history=v) for v in ("abc", b"abc", 3, [("q",)], [(1, 2)], [("q", "a", "b")], [["\ud800", "a"]],
-                                        {"q": "a"}, [None])]
-    paths = ["", "/nonexistent/x.txt", str(work), "/dev/null", b"a.txt", None, 3, ["/etc/shadow-nope"],
-             str(SEED_FILE) + "\x00"]
-    api_cases = [("ask", (q,), {}) for q in questions] + [("ask", (Q,), kw) for kw in kwargs] + \
-                [("add_paths", (p,), {}) for p in paths] + \
-                [("remove_documents", (v,), {}) for v in ("nope.txt", [None], None, b"x", 3, ["\ud800"])] + \
-                [("ask_batch", (v,), {}) for v in ("abc", [None], [Q, ""], None)]
-    api = {"cases": 0, "tracebacks": 0, "examples": []}
-    for fn, a, kw in api_cases:
-        api["cases"] += 1
-        try:
-            getattr(qa, fn)(*a, **kw)
-        except QAError:
-            pass
-        except Exception as e:  # noqa: BLE001
-            api["tracebacks"] += 1
-            api["examples"].append(f"{fn}{a!r:.40} {kw!r:.40}: {type(e).__name__}: {e}"[:160])
-        else:
-            if fn == "ask" and (kw or a[0] not in (Q,)):
-                api["examples"].append(f"accepted: {fn}{a!r:.40} {kw!r:.40}")
+                                        {"q": "a"}, [None], [("Who?", "him")] * 51, [("Who?", "x" * 20001)],
+                                        [("Who?", "\ud800")])]
+    paths = ["", " ", [""], ["", str(SEED_FILE)], "/nonexistent/x.txt", str(work), "/dev/null", b"a.txt", None, 3,
+             ["/etc/shadow-nope"], str(SEED_FILE) + "\x00"]
+    for q in questions:
+        api(f"ask({q!r:.30})", lambda q=q: qa.ask(q))
+    for kw in kwargs:
+        api(f"ask(Q, {kw!r:.40})", lambda kw=kw: qa.ask(Q, **kw))
+    for v in paths:
+        api(f"add_paths({v!r:.40})", lambda v=v: qa.add_paths(v))
+        api(f"sync_paths({v!r:.40})", lambda v=v: qa.sync_paths(v))
+    for v in ("nope.txt", [None], None, b"x", 3, ["\ud800"], "", [""], ["../x"]):
+        api(f"remove_documents({v!r:.40})", lambda v=v: qa.remove_documents(v))
+    for v in ("abc", [None], [Q, ""], None):
+        api(f"ask_batch({v!r:.40})", lambda v=v: qa.ask_batch(v))
+    for v in ([], ["/nonexistent"], [""]):
+        api(f"rebuild({v!r:.40})", lambda v=v: qa.rebuild(v))
+    for kw in bad_documents():
+        for entry in ("add_documents", "add_new_documents", "index_exactly"):
+            api(f"{entry}([Document({kw!r:.50})])",
+                lambda kw=kw, entry=entry: getattr(qa, entry)([Document(**kw)]))
+    for v in ([{"id": "d.txt", "text": "t"}], ["a string"], [None], None, 42, "x.txt"):
+        api(f"add_documents({v!r:.40})", lambda v=v: qa.add_documents(v))
+
     # CLI, in a subprocess each (real argv bytes, real stdout/stderr)
     bad_dir = work / "bad-files"
     bad_dir.mkdir(exist_ok=True)
@@ -366,6 +489,7 @@ def bad_inputs(work: Path) -> dict:
     (bad_dir / "empty.txt").write_bytes(b"")
     (bad_dir / "bin.txt").write_bytes(os.urandom(2000))
     (bad_dir / "x.exe").write_bytes(b"MZ")
+    (bad_dir / "two\nlines.txt").write_text("Oddly named.\n")
     garbage_idx = work / "garbage-index"
     shutil.copytree(idx, garbage_idx)
     (garbage_idx / "CURRENT").write_bytes(os.urandom(40))
@@ -373,63 +497,101 @@ def bad_inputs(work: Path) -> dict:
     cli_cases = [["ask", b"caf\xe9 \xff?"] + I, ["ask", ""] + I, ["ask", "  "] + I, ["ask", "x" * 5000] + I,
                  ["ask", Q, "--top-k", "0"] + I, ["ask", Q, "--top-k", "2.5"] + I, ["ask", Q, "--min-score", "1.5"] + I,
                  ["ask", Q, "--min-score", "nan"] + I, ["ask", Q, "--min-score", "abc"] + I,
+                 ["ask", Q, "--top-k", "51"] + I, ["ask", Q, "--top-k", "1000000000"] + I,
                  ["ask", Q, "--index", str(work / "nope")], ["ask", Q, "--index", str(garbage_idx)],
                  ["docs", "--index", str(garbage_idx)], ["index", str(bad_dir / "latin1.txt")] + I,
                  ["index", str(bad_dir / "empty.txt")] + I, ["index", str(bad_dir / "bin.txt")] + I,
                  ["index", str(bad_dir / "x.exe")] + I, ["index", "/nonexistent"] + I, ["index", "/dev/null"] + I,
+                 ["index", str(bad_dir / "two\nlines.txt")] + I, ["index", ""] + I,
                  ["index", str(bad_dir / "latin1.txt"), "--index", str(garbage_idx)], ["remove", "nope.txt"] + I,
-                 ["remove", b"\xff"] + I, ["bogus"], [], ["ask"], ["index"] + I, ["docs", "--index", "/dev/null"],
-                 ["index", str(SEED_FILE), "--index", "/proc/version"]]
-    cli = {"cases": 0, "tracebacks": 0, "examples": []}
+                 ["remove", b"\xff"] + I, ["remove", ""] + I, ["show", "nope.txt"] + I, ["show", b"\xff"] + I,
+                 ["bogus"], [], ["ask"], ["index"] + I, ["docs", "--index", "/dev/null"],
+                 ["index", str(SEED_FILE), "--index", "/proc/version"], ["index", "--rebuild", "/nonexistent"] + I]
     for argv in cli_cases:
-        cli["cases"] += 1
         argv_b = [a if isinstance(a, bytes) else a.encode("utf-8", "surrogateescape") for a in argv]
-        r = subprocess.run([PY.encode(), str(FAKE).encode(), b"cli", *argv_b], capture_output=True, timeout=120)
+        r = subprocess.run([PY.encode(), str(FAKE).encode(), b"cli", *argv_b], capture_output=True, timeout=180)
         err = r.stderr.decode("utf-8", "replace")
         lines = [line for line in err.splitlines() if line.strip()]
-        if "Traceback" in err or r.returncode not in (0, 1, 2) or (r.returncode == 1 and len(lines) != 1):
-            cli["tracebacks"] += 1
-            cli["examples"].append(f"{argv!r:.60}: rc {r.returncode}: {err[-200:]}")
-    # web API, raw JSON (anything a client can send)
+        bad = None
+        if "Traceback" in err or r.returncode not in (0, 1, 2):
+            bad = f"rc {r.returncode}: {err[-200:]}"
+        elif r.returncode == 1 and (not lines or any(not line.startswith("error: ") for line in lines)):
+            bad = f"rc 1 without one error line per problem: {err[-200:]!r}"
+        tally.record("cli", repr(argv), bad)
+
+    # web API, raw JSON and raw HTTP (anything a client can send)
     from _app_server import serve
 
     served = serve(make_fake_qa(index_dir=idx, corpus_dir=None))
     url = served.url
-    web_cases = [[q, None, None, None] for q in ("", " ", "\ud800", "a\udcffb", None, 42, ["l"], {"d": 1}, "x" * 1001)] + \
-                [[Q, h, None, None] for h in ("abc", 3, [["q"]], [[1, 2]], [["q", "a", "b"]], {"q": "a"}, [None],
-                                              [["\ud800", "a"]])] + \
-                [[Q, None, k, None] for k in (0, -1, 2.5, "3", True, [], 1e9)] + \
-                [[Q, None, None, m] for m in (-0.5, 1.5, "0.5", True, [0.5], 1e308)] + \
-                [[Q], [Q, None, None, None, None], []]
-    web = {"cases": 0, "tracebacks": 0, "examples": []}
-    for data in web_cases:
-        web["cases"] += 1
+
+    def web(name, data):
         try:
-            event, payload = call_api(url, "answer", data)
+            event, payload = call_api(url, name, data)
+        except urllib.error.HTTPError as e:
+            tally.record("web", f"{name} {data!r:.60}", f"HTTP {e.code}" if e.code >= 500 else None)
+            return
         except Exception as e:  # noqa: BLE001
-            event, payload = "http-error", str(e)
-        if event == "error" and (payload is None or "Traceback" in str(payload)):
-            web["tracebacks"] += 1
-            web["examples"].append(f"{data!r:.60}: error {payload!r:.80}")
-    for data in ([["nope"]], [None], "abc", [[{"path": "/etc/passwd"}]]):
-        web["cases"] += 1
+            tally.record("web", f"{name} {data!r:.60}", f"{type(e).__name__}: {e}")
+            return
+        bad = None
+        if event == "error" and (not isinstance(payload, dict) or not str(payload.get("error") or "").strip()
+                                 or "Traceback" in str(payload)):
+            bad = f"error {payload!r:.80}"
+        tally.record("web", f"{name} {data!r:.60}", bad)
+
+    answer_cases = [[q, None, None, None] for q in ("", " ", "\ud800", "a\udcffb", None, 42, ["l"], {"d": 1},
+                                                    "x" * 1001, "\x00")] + \
+                   [[Q, h, None, None] for h in ("abc", 3, [["q"]], [[1, 2]], [["q", "a", "b"]], {"q": "a"}, [None],
+                                                 [["\ud800", "a"]], [["Who?", "him"]] * 51, [["Who?", "x" * 20001]])] + \
+                   [[Q, None, k, None] for k in (0, -1, 2.5, "3", True, [], 1e9, 51, 10**9, "x", {"k": 1})] + \
+                   [[Q, None, None, m] for m in (-0.5, 1.5, "0.5", True, [0.5], 1e308, "x")] + \
+                   [[Q], [Q, None, None, None, None], [], [None, None, None, None]]
+    for data in answer_cases:
+        web("answer", data)
+    # /ask: question, top_k, use_default, min_score, pairs, messages
+    ask_cases = [[q, 5, True, 0.5, [], []] for q in ("\ud800", None, 42, "x" * 1001)] + \
+                [[Q, k, True, 0.5, [], []] for k in ("x", None, 10**9, -3, [1])] + \
+                [[Q, 5, d, 0.5, [], []] for d in ("yes", None, [1])] + \
+                [[Q, 5, False, m, [], []] for m in ("x", 7, -1, None)] + \
+                [[Q, 5, True, 0.5, p, []] for p in ("abc", [["q"]], [[1, 2]], {"a": 1})] + \
+                [[Q, 5, True, 0.5, [], m] for m in ("abc", [1, 2], {"a": 1})] + [[], [Q]]
+    for data in ask_cases:
+        web("ask", data)
+    for data in ([["nope"]], [None], "abc", [[{"path": "/etc/passwd"}]], [42], [[{"path": str(SEED_FILE)}]],
+                 [[{"path": "../../etc/passwd", "meta": {"_type": "gradio.FileData"}}]], [[]], []):
+        web("add_documents", [data] if data != [] else data)
+    raw_http = [("gradio_api/call/answer", b"not json", "application/json"),
+                ("gradio_api/call/answer", b"\xff\xfe", "application/json"),
+                ("gradio_api/call/answer", b"[]", "application/json"),
+                ("gradio_api/call/answer", b'{"data": 3}', "application/json"),
+                ("gradio_api/call/nope", b'{"data": []}', "application/json"),
+                ("gradio_api/queue/join", b"{", "application/json"),
+                ("gradio_api/queue/join", b'{"data": [], "fn_index": 999, "session_hash": "x"}', "application/json"),
+                ("gradio_api/upload", b"garbage", "multipart/form-data; boundary=XyZ"),
+                ("gradio_api/upload", b"garbage", "text/plain"),
+                ("gradio_api/upload", b"--XyZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"\"\r\n\r\n"
+                 b"hi\r\n--XyZ--\r\n", "multipart/form-data; boundary=XyZ"),
+                ("gradio_api/upload", b"--XyZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"../../x\""
+                 b"\r\n\r\nhi\r\n--XyZ--\r\n", "multipart/form-data; boundary=XyZ")]
+    for path, body, ctype in raw_http:
+        req = urllib.request.Request(url + path, body, {"Content-Type": ctype})
         try:
-            event, payload = call_api(url, "add_documents", [data])
-        except Exception as e:  # noqa: BLE001
-            event, payload = "http-error", str(e)
-        if event == "error" and (payload is None or "Traceback" in str(payload)):
-            web["tracebacks"] += 1
-            web["examples"].append(f"upload {data!r:.60}: error {payload!r:.80}")
+            with urllib.request.urlopen(req, timeout=30) as r:
+                code, text = r.status, r.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as e:
+            code, text = e.code, e.read().decode("utf-8", "replace")
+        tally.record("http", f"{path} {body[:30]!r}",
+                     f"HTTP {code}: {text[:80]}" if code >= 500 or not text.strip() else None)
     served.close()
-    total = api["cases"] + cli["cases"] + web["cases"]
-    return {"distinct bad inputs": total, "api": api, "cli": cli, "web": web,
-            "tracebacks": api["tracebacks"] + cli["tracebacks"] + web["tracebacks"]}
+    return tally.summary()
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default="kill,writers,chat,bad")
-    p.add_argument("--kill-trials", type=int, default=20)
+    p.add_argument("--kill-trials", type=int, default=20, help="random-moment kills of `qa index` and of an upload")
+    p.add_argument("--publish-trials", type=int, default=3, help="kills at each of the 4 publish steps")
     p.add_argument("--real-writers", action="store_true", help="kill trials with the real models (slow)")
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--clients", type=int, default=20)
@@ -443,7 +605,8 @@ def main(argv=None) -> int:
     try:
         for name, fn in (("bad", lambda: bad_inputs(work)),
                          ("writers", lambda: writer_pairs(args.pairs, work)),
-                         ("kill", lambda: kill_trials(args.kill_trials, args.real_writers, work)),
+                         ("kill", lambda: kill_trials(args.kill_trials, args.real_writers, work,
+                                                      args.publish_trials)),
                          ("chat", lambda: chat_trials(args.clients, args.questions, args.upload_mb, work))):
             if name in only:
                 t0 = time.time()

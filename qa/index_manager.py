@@ -336,6 +336,9 @@ class IndexManager:
         Damaged document records are left out and logged."""
         if paths is not None:
             paths = as_paths(paths)
+            if not paths:  # an empty list is a mistake; "from the stored texts" is said with None
+                raise ArgumentError("give at least one file or folder to rebuild from (or no paths at all "
+                                    "to rebuild from the texts the index stores)")
         with writer_lock(self.index_dir):
             if paths:
                 docs = load_paths(paths, self.max_file_bytes)

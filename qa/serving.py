@@ -210,15 +210,34 @@ def harden(demo: gr.Blocks) -> gr.Blocks:
     async def preprocess_data(block_fn, inputs, state, explicit_call=False):
         try:
             return await original(block_fn, inputs, state, explicit_call)
-        except gr.Error:
-            raise
-        except Exception as e:  # noqa: BLE001 - anything a client can send
+        except Exception as e:  # noqa: BLE001 - anything a client can send (gradio's own range checks too)
             message = _request_message(block_fn, e)
             log.info("%s", message)
             raise gr.Error(message, print_exception=False) from None
 
     demo.preprocess_data = preprocess_data  # type: ignore[method-assign]
     return demo
+
+
+def exception_handlers() -> dict:
+    """For ``launch(app_kwargs={"exception_handlers": ...})``: requests that name an
+    API endpoint or function that does not exist get a 404/422 with a message,
+    not an HTTP 500 and a traceback in the log."""
+    from fastapi.responses import JSONResponse
+    from gradio.route_utils import FnIndexInferError
+
+    def no_such_endpoint(request, exc):
+        log.info("request for an unknown endpoint %s: %s", request.url.path, one_line(exc))
+        return JSONResponse({"error": f"no such endpoint: {one_line(exc)}"}, status_code=404)
+
+    def unknown_key(request, exc):
+        if "/gradio_api/" not in request.url.path:  # not a request's own key: a bug, let it be a 500
+            raise exc
+        log.info("malformed request to %s: unknown %s", request.url.path, one_line(exc))
+        return JSONResponse({"error": f"malformed request: unknown function or key {one_line(exc)}"},
+                            status_code=422)
+
+    return {FnIndexInferError: no_such_endpoint, KeyError: unknown_key}
 
 
 def ask_within(asker: Any, budget_s: float, question: Any, **kwargs: Any):
@@ -250,5 +269,6 @@ class UploadFiles(gr.File):
         return NamedString(f.path)
 
 
-__all__ = ["Credentials", "ROLES", "UploadFiles", "ask_within", "check_launch", "harden", "is_loopback",
+__all__ = ["Credentials", "ROLES", "UploadFiles", "ask_within", "check_launch", "exception_handlers", "harden",
+           "is_loopback",
            "load_credentials", "parse_credentials", "require_editor", "web_errors"]

@@ -158,6 +158,7 @@ def error_of(stream: str):
     ("add_documents", [[{"path": "/etc/passwd"}]], "malformed request to /add_documents"),
     ("add_documents", [42], "valid list"),
     ("ask", [Q, "x", True, 0.5, [], []], "Expected a `float`"),
+    ("ask", [Q, 10**9, True, 0.5, [], []], "greater than maximum"),
 ])
 def test_every_web_error_carries_its_message_and_logs_one_line(served, capfd, caplog, name, data, match):
     capfd.readouterr()
@@ -178,13 +179,19 @@ def test_every_web_error_carries_its_message_and_logs_one_line(served, capfd, ca
     ("gradio_api/call/answer", b"\xff\xfe", "application/json"),
     ("gradio_api/queue/join", b"{", "application/json"),
     ("gradio_api/upload", b"garbage", "multipart/form-data; boundary=XyZ"),
+    ("gradio_api/call/nope", b"{\"data\": []}", "application/json"),
+    ("gradio_api/queue/join", b"{\"data\": [], \"fn_index\": 999, \"session_hash\": \"x\"}", "application/json"),
     ("gradio_api/upload", b"--XyZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"\"\r\n\r\nhi\r\n--XyZ--\r\n",
      "multipart/form-data; boundary=XyZ"),
 ])
-def test_malformed_http_requests_are_never_a_500(served, path, body, ctype):
+def test_malformed_http_requests_are_never_a_500(served, capfd, path, body, ctype):
+    capfd.readouterr()
     status, text = post(served.url, path, body, ctype)
     assert status < 500, (status, text)
     assert text.strip()
+    time.sleep(0.2)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, err[-2000:]
 
 
 # --- bounded work per request ---------------------------------------------------------------

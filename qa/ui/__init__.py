@@ -19,7 +19,7 @@ import gradio as gr
 
 from qa.batching import MicroBatcher
 from qa.formatting import CSS
-from qa.serving import harden
+from qa.serving import exception_handlers, harden
 from qa.ui.chat import build_chat, clamp01, current_threshold
 from qa.ui.documents import build_documents_tab, build_upload_panel, load_tables, wire_documents
 from qa.ui.tune import build_tune_tab
@@ -83,10 +83,13 @@ def build_app(qa_instance, concurrency_limit: int = 32, credentials=None) -> gr.
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_bytes: int | None = None,
            **kwargs):
-    """Serve ``demo`` with the app's styles and upload limit (extra kwargs go to ``launch``)."""
+    """Serve ``demo`` with the app's styles and upload limit (extra kwargs go to ``launch``);
+    requests for endpoints that do not exist get a 404/422 with a message
+    (``qa.serving.exception_handlers``), not an HTTP 500."""
     kwargs.setdefault("theme", gr.themes.Soft(
         primary_hue="orange", neutral_hue="slate",
         font=[gr.themes.LocalFont("IBM Plex Sans", weights=(400, 600)), "ui-sans-serif", "system-ui", "sans-serif"]))
+    kwargs.setdefault("app_kwargs", {"exception_handlers": exception_handlers()})
     return demo.launch(server_name=host, server_port=port, css=APP_CSS,
                        max_file_size=max_file_bytes, footer_links=["api"], **kwargs)
 
