@@ -1,22 +1,28 @@
-"""Reliability trials (issue 12): kill -9 during writes, concurrent writers, chat
-latency under load and during a big upload, and bad inputs everywhere.
+"""Reliability trials (issues 12 and 18): kill -9 during writes, concurrent writers,
+chat latency under load and during an upload, and bad inputs everywhere.
 
-    python bench/reliability.py                      # everything (real models for the chat trials)
-    python bench/reliability.py --only kill,writers,bad   # the model-free trials only (~5 min)
-    python bench/reliability.py --only chat --clients 20 --questions 5 --upload-mb 10
+    python bench/reliability.py                                # everything (real models for chat)
+    python bench/reliability.py --only kill,writers,bad        # the model-free trials
+    python bench/reliability.py --only bad                     # >= 300 bad inputs (~3 min)
+    python bench/reliability.py --only kill --kill-trials 20 --publish-trials 3   # 52 kills
+    python bench/reliability.py --only chat --clients 20 --questions 5 --upload-mb 1
 
 Trials and what they count:
   kill     kill -9 at a random moment of `qa index` (a process) and of an app upload
-           (a served app in a process): the index afterwards is the previous or the
-           new one, never a mix, and loads whole. Fake models unless --real-writers.
+           (a served app in a process), and at each step of the publish (snapshot
+           renamed, pointer replaced, old snapshots half removed): the index afterwards
+           is the previous or the new one, never a mix, loads whole, and nothing is left
+           behind once a process opens it. Fake models unless --real-writers.
   writers  N pairs of writer processes started together on one index, each adding
            its own document: documents reported as indexed but missing (lost).
-  chat     C concurrent chat clients x Q questions over the web API with the real
-           models: p50/p95 latency, answers equal to the one-client answers; the same
-           while a big upload is being indexed (p95 ratio); and one-at-a-time (no
-           batching, concurrency 1) for comparison.
-  bad      >= 100 distinct bad inputs across the Python API, the CLI and the web API:
-           tracebacks (anything not a clean QAError / one-line error / error message).
+  chat     C concurrent clients x Q questions over /answer with the real models, p50
+           against one client alone on the same server in the same run: 5 questions
+           shared by all clients (merged and cached as shipped, and with the cache off),
+           all questions distinct, and during an upload.
+  bad      >= 300 distinct bad inputs across the Python API (Documents the store could
+           not round-trip, limits), the CLI, the web API and raw HTTP: answers that are a
+           traceback, an empty or null error or an HTTP 5xx, and inputs after which the
+           index changed, could not be loaded or stayed locked.
 """
 
 from __future__ import annotations
@@ -254,7 +260,12 @@ def call_api(url: str, name: str, data: list) -> tuple[str, object]:
     return event, payload
 
 
-def run_clients(url: str, clients: int, per_client: int) -> tuple[list[float], list[tuple[str, str]]]:
+def run_clients(url: str, clients: int, per_client: int,
+                questions: list[str] | None = None) -> tuple[list[float], list[tuple[str, str]]]:
+    """``clients`` threads start together, each asking ``per_client`` questions one
+    after another over ``/answer``. Without ``questions``: client c asks
+    QUESTIONS[(c + k) % 5] (5 distinct questions shared by all: the issue's
+    pattern); with it, client c asks questions[c * per_client + k] (all distinct)."""
     lat, got = [], []
     lock = threading.Lock()
     barrier = threading.Barrier(clients)
@@ -262,7 +273,7 @@ def run_clients(url: str, clients: int, per_client: int) -> tuple[list[float], l
     def client(c):
         barrier.wait()
         for k in range(per_client):
-            q = QUESTIONS[(c + k) % len(QUESTIONS)]
+            q = QUESTIONS[(c + k) % len(QUESTIONS)] if questions is None else questions[c * per_client + k]
             t0 = time.perf_counter()
             event, payload = call_api(url, "answer", [q, None, None, None])
             dt = time.perf_counter() - t0
@@ -290,7 +301,30 @@ class OneByOne:
         return getattr(self._qa, name)
 
 
-def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path) -> dict:
+def gold_questions() -> list[str]:
+    return [json.loads(line)["question"] for line in (TESTS / "gold" / "seeds.jsonl").read_text().splitlines()
+            if line.strip()]
+
+
+def distinct_questions(n: int, prefix: str = "") -> list[str]:
+    """n different question texts about the seed: the gold questions, then the same
+    reworded ("In the article, who ..."); every one is read (no cache, no merging)."""
+    gold = gold_questions()
+    out = [prefix + q for q in gold]
+    for lead in ("In the article, ", "According to the text, ", "From the report: "):
+        out += [prefix + lead + q[0].lower() + q[1:] for q in gold]
+    if len(out) < n:
+        raise SystemExit(f"only {len(out)} distinct questions; ask for fewer clients x questions")
+    return out[:n]
+
+
+def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path, one_by_one: bool = False) -> dict:
+    """p50 of C clients x Q questions against one client alone, side by side in one run
+    and one served app: (a) the issue's pattern (5 distinct questions shared by all
+    clients) with the batcher as shipped (identical questions read once, answers
+    kept per snapshot); (b) the same with the answer cache off; (c) all distinct
+    questions (nothing shared: the model's cost per question is what remains);
+    (d) pattern (b) while an upload is being indexed."""
     import app
     from qa.pipeline import QA
 
@@ -298,10 +332,11 @@ def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path) -> 
     qa = QA(index_dir=idx, corpus_dir=ROOT / "seeds")
     qa.warm_up()
     expected = {q: qa.ask(q).answer for q in QUESTIONS}
-    t0 = time.perf_counter()
-    qa.ask(QUESTIONS[0])
-    one = time.perf_counter() - t0
-    out = {"one client alone, s": round(one, 3)}
+    out: dict = {}
+    try:
+        out["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
 
     def serve(instance, **kw):
         demo = app.build_app(instance, **kw)
@@ -310,47 +345,80 @@ def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path) -> 
                    quiet=True)
         return demo, f"http://127.0.0.1:{port}/"
 
-    def summarise(lat, got):
-        right = sum(expected[q] == a for q, a in got)
-        return {"p50 s": round(statistics.median(lat), 3), "p95 s": round(pct(lat, 0.95), 3),
-                "right": f"{right}/{len(got)}"}
+    def summarise(lat, got, one_p50, check=True):
+        out = {"p50 s": round(statistics.median(lat), 3), "p95 s": round(pct(lat, 0.95), 3),
+               "p50 / one client p50": round(statistics.median(lat) / one_p50, 2),
+               "errors": sum(a.startswith("ERROR") for _, a in got)}
+        if check:
+            out["right (= one-client answer)"] = f"{sum(expected[q] == a for q, a in got)}/{len(got)}"
+        return out
 
-    demo, url = serve(OneByOne(qa), concurrency_limit=1)
-    out["one at a time (concurrency 1, no batching)"] = summarise(*run_clients(url, clients, per_client))
-    demo.close()
     demo, url = serve(qa)
+    batcher = demo.batcher
     call_api(url, "answer", [QUESTIONS[0], None, None, None])  # warm
-    demo.batcher.batches.clear()
-    base = run_clients(url, clients, per_client)
-    out["batched"] = summarise(*base) | {"batch sizes": sorted(demo.batcher.batches, reverse=True)[:12]}
-    # the same while a big upload is being indexed
-    big = work / "big-upload.txt"
-    para = (ROOT / "seeds").glob("*.txt").__next__().read_text(encoding="utf-8")
-    with open(big, "w", encoding="utf-8") as fh:
-        n = 0
-        while fh.tell() < upload_mb * 1024 * 1024:
-            fh.write(para.replace("Popov", f"Popov{n}") + "\n\n")
-            n += 1
-    status = {}
+    # one client alone, the same server: distinct questions, never cached
+    alone_qs = distinct_questions(5, prefix="Please answer: ")
+    alone = []
+    for q in alone_qs + alone_qs[:0]:
+        t0 = time.perf_counter()
+        call_api(url, "answer", [q, None, None, None])
+        alone.append(time.perf_counter() - t0)
+    one_p50 = statistics.median(alone)
+    out["one client alone (5 distinct questions), p50 s"] = round(one_p50, 3)
 
-    def upload():
-        t = time.perf_counter()
-        status["msg"] = _ignore(upload_via_api, url, [big])
-        status["s"] = time.perf_counter() - t
+    def run(label, questions=None, cache=True):
+        batcher._cache.clear()
+        batcher.cache_size = 256 if cache else 0
+        batcher.batches.clear()
+        batcher.reads.clear()
+        hits0 = batcher.cache_hits
+        t0 = time.perf_counter()
+        lat, got = run_clients(url, clients, per_client, questions)
+        res = summarise(lat, got, one_p50, check=questions is None)
+        res |= {"wall s": round(time.perf_counter() - t0, 1), "batches": len(batcher.batches),
+                "largest batches": sorted(batcher.batches, reverse=True)[:6],
+                "questions read": sum(batcher.reads), "cache hits": batcher.cache_hits - hits0}
+        out[label] = res
+        print(json.dumps({label: res}, ensure_ascii=False), flush=True)
+        return lat
 
-    up = threading.Thread(target=upload)
-    up.start()
-    time.sleep(5)  # the upload is being read and embedded
-    during = run_clients(url, clients, per_client)
-    still = up.is_alive()
-    out[f"batched, during a {upload_mb:g} MB upload"] = summarise(*during) | {"upload still running after": still}
-    up.join()
-    out["upload"] = {"seconds": round(status.get("s", 0), 1), "status": (status.get("msg") or "FAILED")[:120]}
-    out["p95 ratio (during upload / without)"] = round(pct(during[0], 0.95) / pct(base[0], 0.95), 2)
+    n = clients * per_client
+    run(f"{clients} clients x {per_client}, 5 shared questions (as shipped: merged + cached)")
+    base = run(f"{clients} clients x {per_client}, 5 shared questions, answer cache off", cache=False)
+    run(f"{clients} clients x {per_client}, all {n} questions distinct", distinct_questions(n))
+    if one_by_one:
+        demo1, url1 = serve(OneByOne(qa), concurrency_limit=1)
+        lat, got = run_clients(url1, clients, per_client)
+        out["one at a time (concurrency 1, no batching)"] = summarise(lat, got, one_p50)
+        demo1.close()
+    if upload_mb > 0:
+        big = work / "big-upload.txt"
+        para = next((ROOT / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+        with open(big, "w", encoding="utf-8") as fh:
+            k = 0
+            while fh.tell() < upload_mb * 1024 * 1024:
+                fh.write(para.replace("Popov", f"Popov{k}") + "\n\n")
+                k += 1
+        status = {}
+
+        def upload():
+            t = time.perf_counter()
+            status["msg"] = _ignore(upload_via_api, url, [big])
+            status["s"] = time.perf_counter() - t
+
+        up = threading.Thread(target=upload)
+        up.start()
+        time.sleep(5)  # the upload is being read and embedded
+        during = run(f"{clients} clients x {per_client}, 5 shared questions, cache off, during a "
+                     f"{upload_mb:g} MB upload", cache=False)
+        out["upload still running after the clients"] = up.is_alive()
+        up.join()
+        out["upload"] = {"seconds": round(status.get("s", 0), 1), "status": (status.get("msg") or "FAILED")[:120]}
+        out["p50 ratio (during upload / without)"] = round(statistics.median(during) / statistics.median(base), 2)
     try:
         import psutil
 
-        out["rss after upload, MB"] = round(psutil.Process().memory_info().rss / 2**20)
+        out["rss, MB"] = round(psutil.Process().memory_info().rss / 2**20)
     except ImportError:
         pass
     demo.close()
@@ -596,7 +664,8 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--questions", type=int, default=5)
-    p.add_argument("--upload-mb", type=float, default=9.5, help="under the app's 10 MB per-file limit")
+    p.add_argument("--upload-mb", type=float, default=9.5, help="under the app's 10 MB per-file limit (0: none)")
+    p.add_argument("--one-by-one", action="store_true", help="chat: also the old one-question-at-a-time server")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
@@ -607,7 +676,8 @@ def main(argv=None) -> int:
                          ("writers", lambda: writer_pairs(args.pairs, work)),
                          ("kill", lambda: kill_trials(args.kill_trials, args.real_writers, work,
                                                       args.publish_trials)),
-                         ("chat", lambda: chat_trials(args.clients, args.questions, args.upload_mb, work))):
+                         ("chat", lambda: chat_trials(args.clients, args.questions, args.upload_mb, work,
+                                                      args.one_by_one))):
             if name in only:
                 t0 = time.time()
                 figures[name] = fn()
