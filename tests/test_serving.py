@@ -334,3 +334,15 @@ def test_answers_are_kept_per_snapshot_and_threshold(tmp_path):
     batcher.ask(Q)
     assert len(qa.read) == 4
     batcher.close()
+
+
+def test_help_texts_name_every_supported_type(capsys):
+    from qa.cli import main as cli_main
+    from qa.ingest import SUPPORTED_SUFFIXES
+
+    with pytest.raises(SystemExit):
+        cli_main(["index", "-h"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for suffix in SUPPORTED_SUFFIXES:
+        assert suffix in help_text, suffix
+    assert "--rebuild" in help_text and "texts it stores" in help_text

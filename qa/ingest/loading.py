@@ -1,8 +1,9 @@
 """Reading files into ``Document`` objects whose text every offset points into.
 
 ``.txt`` and ``.md`` are the file decoded as UTF-8 and nothing else (no
-stripping, no newline translation), so an offset in an answer is an offset in
-the file as the user sees it in an editor. PDF, HTML and Word files are
+stripping, no newline translation; Markdown's inline HTML markup blanked with
+spaces of the same length), so an offset in an answer is an offset in the file
+as the user sees it in an editor. PDF, HTML and Word files are
 extracted by their loader (``qa.ingest.registry``); their ``Document.text`` is
 the extracted text, and ``Document.locators`` map its ranges to pages or
 sections.
