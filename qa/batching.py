@@ -4,8 +4,8 @@ A web app serving many chat clients gets questions at about the same time; one
 ``QA.ask_batch`` call (one retrieval pass, one reader pass) answers them far
 faster than the same questions one after another. ``MicroBatcher.ask`` has the
 signature of ``QA.ask`` and blocks like it; behind it one worker thread collects
-the questions that arrive within a few milliseconds of each other (or while the
-previous batch is being answered) and answers them with ``ask_batch``.
+the questions that arrive within ``ServingConfig.batch_window_s`` (50 ms) of each other (or while
+the previous batch is being answered) and answers them with ``ask_batch``.
 
 A bad question never fails the others: when a batch raises, its questions are
 answered one by one, so each caller gets its own answer or its own error.

@@ -250,10 +250,13 @@ class ServingConfig:
     ``max_batch``; identical questions in a batch are read once; and the last
     ``answer_cache_size`` answers are kept per published snapshot (and threshold),
     so a question asked again before the index changes costs nothing (0 turns
-    the cache off). On 2 CPU cores the reader's cost per distinct question is
-    what bounds latency under load (docs/reliability.md)."""
+    the cache off). The window is 50 ms, not 5: under load gradio hands 20
+    simultaneous requests over across tens of milliseconds, and with 5 ms the
+    stragglers waited a whole extra batch (18 + 2 per round, p50 two batches;
+    docs/reliability.md). On 2 CPU cores the reader's cost per distinct question
+    is what bounds latency under load."""
 
-    batch_window_s: float = 0.005
+    batch_window_s: float = 0.05
     max_batch: int = 32
     answer_cache_size: int = 256
 
