@@ -236,9 +236,9 @@ class LimitsConfig:
     def __post_init__(self) -> None:
         if min(self.max_top_k, self.max_history_turns, self.max_history_chars, self.max_files_per_upload,
                self.max_upload_bytes) < 1:
-            raise ValueError("limits must be >= 1")
+            raise ConfigError("limits must be >= 1")
         if not self.web_time_budget_s > 0:
-            raise ValueError("limits.web_time_budget_s must be > 0")
+            raise ConfigError("limits.web_time_budget_s must be > 0")
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ class ServingConfig:
 
     def __post_init__(self) -> None:
         if self.batch_window_s < 0 or self.max_batch < 1 or self.answer_cache_size < 0:
-            raise ValueError("serving: batch_window_s >= 0, max_batch >= 1, answer_cache_size >= 0")
+            raise ConfigError("serving: batch_window_s >= 0, max_batch >= 1, answer_cache_size >= 0")
 
 
 @dataclass(frozen=True)

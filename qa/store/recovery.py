@@ -160,19 +160,19 @@ class MaskedVectors(VectorIndex):
     def __len__(self) -> int:
         return len(self.inner) - int(np.isin(self.dropped, self.inner.ids()).sum())
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         raise TypeError("a loaded snapshot is read-only: update a copy()")
 
-    def delete(self, ids: np.ndarray) -> int:
+    def _delete(self, ids: np.ndarray) -> int:
         raise TypeError("a loaded snapshot is read-only: update a copy()")
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, ids = self.inner.search(queries, k + len(self.dropped))
-        out_s = np.full((len(ids), k), -np.inf, dtype=np.float32)
-        out_i = np.full((len(ids), k), -1, dtype=np.int64)
+    def _search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = self.inner.search(queries, n + len(self.dropped))
+        out_s = np.full((len(ids), n), -np.inf, dtype=np.float32)
+        out_i = np.full((len(ids), n), -1, dtype=np.int64)
         for q in range(len(ids)):
             keep = ~np.isin(ids[q], self.dropped) & (ids[q] >= 0)
-            s, i = scores[q][keep][:k], ids[q][keep][:k]
+            s, i = scores[q][keep][:n], ids[q][keep][:n]
             out_s[q, : len(s)], out_i[q, : len(i)] = s, i
         return out_s, out_i
 
