@@ -230,18 +230,27 @@ def test_a_question_past_its_time_budget_is_told_and_dropped():
 
 # --- uploads leave nothing behind ----------------------------------------------------------
 
-def test_uploads_leave_no_empty_temporary_files(served, tmp_path):
+def test_uploads_leave_no_empty_temporary_files(tmp_path, monkeypatch):
     from gradio_client import Client, handle_file
 
+    from _app_server import serve
+
+    # an upload folder of its own: the machine's /tmp/gradio is shared with other gradio processes
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    idx = tmp_path / "index"
+    fake_qa(idx).add_paths([SEED_FILE])
+    served = serve(fake_qa(idx))
     root = upload_folder()
+    assert root == tmp_path / "gradio"
     before = {p for p in root.iterdir() if p.is_file()} if root.exists() else set()
     client = Client(served.url, verbose=False)
     for i in range(3):
         f = tmp_path / f"note{i}.txt"
         f.write_text(f"Note {i} is about the river Vandel{i}.\n", encoding="utf-8")
-        client.predict([handle_file(str(f))], api_name="/add_documents")
-    after = {p for p in root.iterdir() if p.is_file()}
-    assert not after - before, sorted(p.name for p in after - before)
+        assert f"note{i}.txt" in client.predict([handle_file(str(f))], api_name="/add_documents")[1]
+    served.close()
+    after = {p for p in root.rglob("*") if p.is_file()}
+    assert not after - before, sorted(p.name for p in after - before)  # nor the uploaded copies
 
 
 # --- Markdown markup is not text ---------------------------------------------------------------
