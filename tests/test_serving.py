@@ -337,9 +337,9 @@ def test_answers_are_kept_per_snapshot_and_threshold(tmp_path):
     again = batcher.ask(Q)
     assert len(qa.read) == 3 and again is not first
     # so does a new stored threshold
-    from qa.reader.calibration import save_user_threshold
+    from qa.store.threshold import save_threshold
 
-    save_user_threshold(idx, {"threshold": 0.99})
+    save_threshold(idx, {"threshold": 0.99})
     batcher.ask(Q)
     assert len(qa.read) == 4
     batcher.close()
