@@ -385,13 +385,14 @@ def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path, one
         batcher.cache_size = 256 if cache else 0
         batcher.batches.clear()
         batcher.reads.clear()
-        hits0 = batcher.cache_hits
+        hits0, merged0 = batcher.cache_hits, batcher.merged
         t0 = time.perf_counter()
         lat, got = run_clients(url, clients, per_client, questions)
         res = summarise(lat, got, one_p50, check=questions is None)
         res |= {"wall s": round(time.perf_counter() - t0, 1), "batches": len(batcher.batches),
                 "largest batches": sorted(batcher.batches, reverse=True)[:6],
-                "questions read": sum(batcher.reads), "cache hits": batcher.cache_hits - hits0}
+                "questions read": sum(batcher.reads), "cache hits": batcher.cache_hits - hits0,
+                "waited for the same question's read": batcher.merged - merged0}
         out[label] = res
         print(json.dumps({label: res}, ensure_ascii=False), flush=True)
         return lat

@@ -10,8 +10,9 @@ the previous batch is being answered) and answers them with ``ask_batch``.
 A bad question never fails the others: when a batch raises, its questions are
 answered one by one, so each caller gets its own answer or its own error.
 
-Identical questions (same text, history, top_k and min_score) in one batch are
-read once, and answers are kept per published snapshot and threshold (an LRU
+Identical questions (same text, history, top_k and min_score) are read once
+while one is queued or being read (a later asker waits for that answer), and
+in one batch; and answers are kept per published snapshot and threshold (an LRU
 of ``ServingConfig.answer_cache_size``): a question asked again before the index
 or the threshold changes is answered from the cache without queueing. Nothing
 stale can come out of it: the key holds the snapshot's name, which every
@@ -24,7 +25,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,11 +97,11 @@ class MicroBatcher:
         self.batches: deque[int] = deque(maxlen=1024)
         self.reads: deque[int] = deque(maxlen=1024)
         self.cache_hits = 0
+        self.merged = 0  # requests answered by another request's read of the same question
+        self._inflight: dict[tuple, Future] = {}
 
     def _cache_key(self, question: Any, history: Any, top_k: Any, min_score: Any) -> tuple | None:
-        """(snapshot, threshold, request), or None when not cacheable."""
-        if self.cache_size <= 0:
-            return None
+        """(snapshot, threshold, request), or None for a request that is never shared."""
         k = question_key(question, history, top_k, min_score)
         if k is None:
             return None
@@ -112,7 +113,7 @@ class MicroBatcher:
         return None if name is None else (name, threshold) + k
 
     def _cached(self, key: tuple | None):
-        if key is None:
+        if key is None or self.cache_size <= 0:
             return None
         with self._cache_lock:
             a = self._cache.get(key)
@@ -122,7 +123,7 @@ class MicroBatcher:
             return a
 
     def _remember(self, key: tuple | None, answer: Any) -> None:
-        if key is None:
+        if key is None or self.cache_size <= 0:
             return
         with self._cache_lock:
             self._cache[key] = answer
@@ -141,14 +142,39 @@ class MicroBatcher:
         hit = self._cached(key)
         if hit is not None:
             return hit
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # The same question already queued or being read (by another client): wait for
+            # that answer instead of reading it again; a burst that gradio hands over in two
+            # parts then costs one read, not two.
+            with self._cache_lock:
+                leader = self._inflight.get(key) if key is not None else None
+                if leader is None:
+                    req = _Request(question, history, top_k, min_score)
+                    if key is not None:
+                        self._inflight[key] = req.future
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if leader is not None:
+                try:
+                    self.merged += 1
+                    return leader.result(left)
+                except FutureTimeout:
+                    raise TimeoutError(f"no answer within {timeout} s") from None
+                except CancelledError:  # its asker gave up before it was read: ask anew
+                    continue
+            break
         self._ensure_worker()
-        req = _Request(question, history, top_k, min_score)
         self._queue.put(req)
         try:
-            answer = req.future.result(timeout)
+            answer = req.future.result(left)
         except FutureTimeout:
             req.future.cancel()
             raise TimeoutError(f"no answer within {timeout} s") from None
+        finally:
+            if key is not None:
+                with self._cache_lock:
+                    if self._inflight.get(key) is req.future:
+                        del self._inflight[key]
         self._remember(key, answer)
         return answer
 

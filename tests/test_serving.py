@@ -355,3 +355,42 @@ def test_help_texts_name_every_supported_type(capsys):
     for suffix in SUPPORTED_SUFFIXES:
         assert suffix in help_text, suffix
     assert "--rebuild" in help_text and "texts it stores" in help_text
+
+
+def test_a_question_already_being_read_is_not_read_again(tmp_path):
+    """Gradio hands a burst of requests over in parts: the part that arrives while the
+    same question is being read waits for that read instead of queueing another."""
+    idx = tmp_path / "index"
+    fake_qa(idx).add_paths([SEED_FILE])
+
+    class Slow(CountingQA):
+        def ask_batch(self, questions, histories=None, top_k=None, min_score=None):
+            time.sleep(0.5)
+            return super().ask_batch(questions, histories, top_k=top_k, min_score=min_score)
+
+        def ask(self, question, history=None, top_k=None, min_score=None):
+            time.sleep(0.5)
+            return super().ask(question, history=history, top_k=top_k, min_score=min_score)
+
+    qa = Slow(fake_qa(idx))
+    batcher = MicroBatcher(qa, window_s=0.0, cache_size=0)
+    out = {}
+    first = threading.Thread(target=lambda: out.setdefault("first", batcher.ask(Q)))
+    first.start()
+    time.sleep(0.2)  # the first is being read now
+    second = batcher.ask(Q)
+    first.join()
+    assert qa.read == [Q] and batcher.merged == 1
+    assert second is out["first"]
+    # with the read over, the same question is read again (no cache here)
+    batcher.ask(Q)
+    assert qa.read == [Q, Q]
+    # an asker that gave up before its question was read does not take the others down with it
+    blocker = threading.Thread(target=lambda: batcher.ask("Who was accused of treason?"))
+    blocker.start()
+    time.sleep(0.1)
+    with pytest.raises(TimeoutError):
+        batcher.ask("What struck the command post?", timeout=0.1)  # queued behind the blocker, gives up
+    assert batcher.ask("What struck the command post?", timeout=5).question == "What struck the command post?"
+    blocker.join()
+    batcher.close()
