@@ -15,8 +15,8 @@ decides whether a request is served lives here, so it is tested on its own:
   message for the client (never ``{"error": null}``): bad input is one log line,
   only a bug is logged with its traceback. ``harden`` does the same for requests
   gradio itself cannot decode (missing values, wrong types, foreign file paths).
-- **Leaks.** ``UploadFiles`` is ``gr.File`` without the empty temporary file
-  gradio 6 leaves behind for every uploaded file.
+- **Leaks.** ``without_temp_file_leak`` takes from a ``gr.File`` the empty
+  temporary file gradio 6 leaves behind for every uploaded file.
 """
 
 from __future__ import annotations
@@ -250,25 +250,32 @@ def ask_within(asker: Any, budget_s: float, question: Any, **kwargs: Any):
                                   "busy; try again in a moment") from None
 
 
-class UploadFiles(gr.File):
-    """``gr.File`` (type "filepath") without the leak of gradio 6.31's
-    ``File._process_single_file``, which opens an empty ``NamedTemporaryFile``
-    in the upload folder for every file of every request and never removes it
-    (nor closes it). The check of the file type is kept."""
+def without_temp_file_leak(files: gr.File) -> gr.File:
+    """``files`` (a ``gr.File`` of type "filepath") without the leak of gradio
+    6.31's ``File._process_single_file``, which opens an empty
+    ``NamedTemporaryFile`` in the upload folder for every file of every request
+    and never removes (nor closes) it. Done on the instance, not by subclassing:
+    gradio writes a ``.pyi`` stub next to the module of every ``Component``
+    subclass, which would land in the installed package (and fail where it is
+    read-only). The check of the file type is kept."""
+    import types
 
-    def _process_single_file(self, f):  # type: ignore[override]
-        from gradio.utils import NamedString
+    from gradio.utils import NamedString
+    from gradio_client import utils as client_utils
 
-        if self.type != "filepath":
-            return super()._process_single_file(f)
-        from gradio_client import utils as client_utils
+    if files.type != "filepath":
+        return files
 
+    def _process_single_file(self, f):
         if self.file_types and not client_utils.is_valid_file(f.path, self.file_types):
             raise gr.Error(f"Invalid file type. Please upload a file that is one of these formats: "
                            f"{self.file_types}", print_exception=False)
         return NamedString(f.path)
 
+    files._process_single_file = types.MethodType(_process_single_file, files)  # type: ignore[method-assign]
+    return files
 
-__all__ = ["Credentials", "ROLES", "UploadFiles", "ask_within", "check_launch", "exception_handlers", "harden",
+
+__all__ = ["Credentials", "ROLES", "ask_within", "check_launch", "exception_handlers", "harden",
            "is_loopback",
-           "load_credentials", "parse_credentials", "require_editor", "web_errors"]
+           "load_credentials", "parse_credentials", "require_editor", "web_errors", "without_temp_file_leak"]

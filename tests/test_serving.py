@@ -394,3 +394,14 @@ def test_a_question_already_being_read_is_not_read_again(tmp_path):
     assert batcher.ask("What struck the command post?", timeout=5).question == "What struck the command post?"
     blocker.join()
     batcher.close()
+
+
+def test_serving_defines_no_gradio_component_class():
+    """gradio writes a .pyi stub next to the module of every Component subclass: one in
+    qa/ would land in the installed package (and fail to be written where it is read-only)."""
+    import gradio as gr
+
+    import qa.serving
+
+    assert not [v for v in vars(qa.serving).values() if isinstance(v, type) and issubclass(v, gr.components.Component)]
+    assert not list((__import__("pathlib").Path(qa.serving.__file__).parent).glob("*.pyi"))
