@@ -1,6 +1,6 @@
 """Serving the web app safely: who may connect, what one request may cost, what an error says.
 
-The page itself is laid out in ``app.py`` (and the UI modules); everything that
+The page itself is laid out in ``qa.ui`` (``app.py`` serves it); everything that
 decides whether a request is served lives here, so it is tested on its own:
 
 - **Who.** Serving on anything but a loopback address needs credentials
@@ -136,15 +136,17 @@ def check_launch(host: str, credentials: Credentials | None, insecure: bool = Fa
             "everyone anyway")
 
 
-def require_editor(request: gr.Request | None, credentials: Credentials | None) -> None:
-    """A ``gr.Error`` unless the request may change the index (no credentials: everyone may)."""
+def require_editor(request: gr.Request | None, credentials: Credentials | None,
+                   what: str = "add or remove documents") -> None:
+    """A ``gr.Error`` unless the request may change the index (no credentials:
+    everyone may); ``what`` names the change refused, for the message."""
     if credentials is None:
         return
     username = getattr(request, "username", None)
     if credentials.role(username) != "editor":
-        log.warning("refused a change to the index by %r (role %s)", username, credentials.role(username))
-        raise gr.Error("your account may ask questions but not add or remove documents (ask for the "
-                       "editor role)", print_exception=False)
+        log.warning("refused to %s for %r (role %s)", what, username, credentials.role(username))
+        raise gr.Error(f"your account may ask questions but not {what} (ask for the editor role)",
+                       print_exception=False)
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -114,6 +114,64 @@ def test_served_with_credentials_only_users_get_in_and_only_editors_write(served
     assert "new.txt" in status and "new.txt" in qa.store.documents
 
 
+
+def _page_handler(demo, name: str):
+    """The handler of the page event ``name`` (the Documents tab's removal, the
+    tune tab's store: page-only events, not API endpoints)."""
+    fns = [bf.fn for bf in demo.fns.values() if getattr(bf.fn, "__name__", "") == name]
+    assert len(fns) == 1, name
+    return fns[0]
+
+
+def _call_as(fn, username: str | None, *inputs):
+    """Call ``fn`` the way gradio does for a logged-in user (``special_args``
+    adds the ``gr.Request`` to the arguments)."""
+    import gradio as gr
+    from gradio.helpers import special_args
+
+    args, *_ = special_args(fn, list(inputs), request=gr.Request(username=username))
+    assert any(isinstance(a, gr.Request) for a in args)  # the wrapped handler still asks for the request
+    return fn(*args)
+
+
+def test_only_editors_remove_documents_in_the_page(tmp_path):
+    import gradio as gr
+
+    idx = tmp_path / "index"
+    qa = fake_qa(idx)
+    qa.add_paths([SEED_FILE])
+    doc_id = next(iter(qa.store.documents))
+    creds = parse_credentials("reader1:rpw:reader\neditor1:epw:editor", "test")
+    remove = _page_handler(app.build_app(qa, credentials=creds), "do_remove")
+    for who in ("reader1", None):  # a reader, and a request without a user
+        with pytest.raises(gr.Error, match="may ask questions but not add or remove documents"):
+            _call_as(remove, who, doc_id)
+        assert doc_id in qa.store.documents
+    out = _call_as(remove, "editor1", doc_id)
+    assert out[1].startswith("Removed") and doc_id not in qa.store.documents
+    # without credentials (loopback, the default) everyone may
+    qa.add_paths([SEED_FILE])
+    out = _call_as(_page_handler(app.build_app(qa), "do_remove"), None, doc_id)
+    assert out[1].startswith("Removed") and doc_id not in qa.store.documents
+
+
+def test_only_editors_store_a_threshold_in_the_page(tmp_path):
+    import gradio as gr
+    from qa.store.threshold import THRESHOLD_FILE
+
+    idx = tmp_path / "index"
+    qa = fake_qa(idx)
+    qa.add_paths([SEED_FILE])
+    before = qa.threshold
+    creds = parse_credentials("reader1:rpw:reader\neditor1:epw:editor", "test")
+    store = _page_handler(app.build_app(qa, credentials=creds), "store")
+    with pytest.raises(gr.Error, match="may ask questions but not store a threshold .ask for the editor role"):
+        _call_as(store, "reader1", {"threshold": 0.97})
+    assert not (idx / THRESHOLD_FILE).exists() and qa.threshold == before
+    message, _ = _call_as(store, "editor1", {"threshold": 0.97})
+    assert "Stored threshold **0.970**" in message and qa.threshold == pytest.approx(0.97)
+
+
 # --- every error says what it is, in one log line ---------------------------------------------
 
 @pytest.fixture

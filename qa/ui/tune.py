@@ -29,7 +29,7 @@ from qa.evaluation.metrics import MISS_CAUSES, MISS_LABELS, answer_metrics, at_t
 from qa.evaluation.runs import answer_whereabouts
 from qa.store.threshold import save_threshold
 from qa.formatting import md_escape
-from qa.serving import require_editor, web_errors
+from qa.serving import require_editor, web_errors, without_temp_file_leak
 
 log = logging.getLogger("qa.app")
 
@@ -162,8 +162,9 @@ def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> None:
         "(`\"answers\": []` for a question the documents do not answer; an optional `\"doc_id\"` "
         "names the document that holds the answer). The same file works with `qa eval` and `qa calibrate`.")
     with gr.Row():
-        gold_file = gr.File(label="Gold questions (.jsonl)", file_types=[".jsonl", ".json"], file_count="single",
-                            elem_id="qa-gold", height=110, scale=3)
+        gold_file = without_temp_file_leak(gr.File(
+            label="Gold questions (.jsonl)", file_types=[".jsonl", ".json"], file_count="single",
+            elem_id="qa-gold", height=110, scale=3))
         with gr.Column(scale=2):
             criterion = gr.Radio(CRITERIA, value="best F1", label="Choose the threshold by", elem_id="qa-criterion")
             target = gr.Slider(0.5, 1.0, value=0.9, step=0.01, label="Target (for precision / withheld)",
@@ -204,7 +205,7 @@ def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> None:
 
     @web_errors("storing a threshold")
     def store(record, request: gr.Request):
-        require_editor(request, credentials)
+        require_editor(request, credentials, "store a threshold")
         if not record:
             return "Run the evaluation first.", gr.skip()
         try:
