@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
@@ -121,7 +124,11 @@ def test_a_tiny_real_run_under_a_time_budget_validates_and_exports(tmp_path):
     assert "hardware: cpu" in log and "native bf16" in log
     (val,) = [json.loads(x) for x in (tmp_path / "run" / "val.jsonl").read_text().splitlines()]
     assert val["questions"] == 2 and val["windows"] == 2 * val["step"]
-    assert 0 < val["step"] < 50 * 2 or "time budget" not in log  # 100 planned steps: cut short, or done in time
+    windows = int(re.search(r"windows (\d+), mean len", log).group(1))
+    planned = math.ceil(windows / 2) * 50  # batch 2, 50 epochs
+    assert 0 < val["step"] <= planned
+    # cut short by the budget (how far it gets depends on the machine's load) or done in time; the log says which
+    assert ("time budget" in log) == (val["step"] < planned), log[-500:]
     assert val["f1"] > 50  # the shipped reader answers both questions; a few tiny steps at lr 1e-5 keep that
     record = json.loads((tmp_path / "export" / "training.json").read_text())
     assert record["time_budget"] == 30 and record["init"] == str(SHIPPED_READER)

@@ -330,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
                 save()
             if args.eval_every and step % args.eval_every == 0:
                 validate()
-    if time.time() >= deadline:
-        log.info("time budget of %.0f s reached at step %d", args.time_budget, step)
+    planned = schedule.planned if schedule is not None else total_steps
+    if step < planned:  # the budget, not the schedule, ended the run (the decay was fitted to it)
+        log.info("time budget of %.0f s reached at step %d of %d planned", args.time_budget, step, planned)
     save()
     validate()
     log.info("done: %d steps (%d windows) in %.0f s", step, step * args.batch_size, time.time() - t0)
