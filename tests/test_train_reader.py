@@ -79,6 +79,8 @@ def test_linear_schedule_fits_its_decay_to_the_time_left():
     assert s(150) == (200 - 150) / (200 - 10) and s(200) == 0.0
     assert s.fit(step=150, steps_per_s=100.0, seconds_left=1e6) == 1000  # never past the planned end
     assert s.fit(step=300, steps_per_s=1.0, seconds_left=0) == 301  # out of time: ends at the next step
+    # at the planned end with time to spare: the run ends there (it used to go on at lr 0 until the deadline)
+    assert s.fit(step=1000, steps_per_s=100.0, seconds_left=1e6) == 1000
 
 
 def _tiny_squad(folder):

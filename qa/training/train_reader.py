@@ -389,7 +389,7 @@ class LinearSchedule:
 
     def fit(self, step: int, steps_per_s: float, seconds_left: float) -> int:
         """Move the end to the last step that fits (never past the planned end)."""
-        self.total = max(step + 1, min(self.planned, step + int(steps_per_s * max(0.0, seconds_left))))
+        self.total = min(self.planned, max(step + 1, step + int(steps_per_s * max(0.0, seconds_left))))
         return self.total
 
 
