@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,20 @@ def make_fake_qa(*args, **kwargs):
     kwargs.setdefault("embedder", FakeEmbedder())
     kwargs.setdefault("reader", FakeReader())
     return QA(*args, **kwargs)
+
+
+def ask_all_at_once(batcher, questions: list[str]) -> list:
+    """Each question from its own thread, all released together (a burst of chat clients)."""
+    out = [None] * len(questions)
+    barrier = threading.Barrier(len(questions))
+
+    def ask(i: int) -> None:
+        barrier.wait()
+        out[i] = batcher.ask(questions[i])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(questions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from conftest import SEED_FILE, make_fake_qa
+from fakes import ask_all_at_once
 from qa import errors
 from qa.batching import MicroBatcher
 from qa.cli import main as cli_main
@@ -409,18 +410,7 @@ def test_questions_that_arrive_together_are_answered_in_one_batch(seeded):
     qa = fake_qa(seeded)
     batcher = MicroBatcher(qa, window_s=0.05)
     qs = ["Which army did Popov command?", "Who was accused of treason?", "What struck the command post?"] * 4
-    out = [None] * len(qs)
-    barrier = threading.Barrier(len(qs))
-
-    def ask(i):
-        barrier.wait()
-        out[i] = batcher.ask(qs[i])
-
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(qs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    out = ask_all_at_once(batcher, qs)
     alone = [qa.ask(q) for q in qs]
     assert [a.question for a in out] == qs
     assert [a.answer for a in out] == [a.answer for a in alone]

@@ -17,6 +17,7 @@ import pytest
 import app
 from _app_server import free_port
 from conftest import SEED_FILE, make_fake_qa
+from fakes import ask_all_at_once
 from qa.batching import MicroBatcher
 from qa.errors import RequestTimeoutError, ServingConfigError
 from qa.serving import (ask_within, check_launch, is_loopback, load_credentials, parse_credentials)
@@ -360,18 +361,7 @@ def test_identical_questions_in_a_batch_are_read_once(tmp_path):
     qa = CountingQA(fake_qa(idx))
     batcher = MicroBatcher(qa, window_s=0.2, cache_size=0)
     qs = [Q, Q, Q, "Who was accused of treason?", Q, "Who was accused of treason?"]
-    out = [None] * len(qs)
-    barrier = threading.Barrier(len(qs))
-
-    def ask(i):
-        barrier.wait()
-        out[i] = batcher.ask(qs[i])
-
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(qs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    out = ask_all_at_once(batcher, qs)
     assert sorted(qa.read) == sorted({*qs})  # two distinct questions, each read once
     alone = fake_qa(idx)
     assert [a.answer for a in out] == [alone.ask(q).answer for q in qs]
