@@ -149,12 +149,16 @@ class EngineConfig:
     int8; none by default, as neither quality gate holds (docs/engine.md:
     embedder SQuAD-open R@1 -0.007, reader held-out F1 -2.1). ``threads``: intra-op threads
     (0: the library default). The ``QA_ENGINE`` environment variable overrides
-    ``kind``; exported graphs are cached in ``cache_dir``."""
+    ``kind``; exported graphs are cached in ``cache_dir``. ``probe_embedder`` /
+    ``probe_reader``: the (rows, tokens) batch auto times, shaped like one real
+    call (64 chunks of ~100 words; 32 question+passage windows)."""
 
     kind: str = "auto"
     int8: tuple[str, ...] = ()
     min_speedup: float = 1.1
     threads: int = 0
+    probe_embedder: tuple[int, int] = (64, 128)
+    probe_reader: tuple[int, int] = (32, 192)
     cache_dir: Path = field(default_factory=lambda: _env_path("QA_ENGINE_CACHE", Path("~/.cache/qa/engines")))
 
     def __post_init__(self) -> None:
@@ -166,6 +170,10 @@ class EngineConfig:
             raise ConfigError("engine.min_speedup must be >= 1")
         if self.threads < 0:
             raise ConfigError("engine.threads must be >= 0")
+        for name in ("probe_embedder", "probe_reader"):
+            rows, tokens = getattr(self, name)
+            if rows < 1 or not 8 <= tokens <= 512:
+                raise ConfigError(f"engine.{name}: (rows >= 1, 8 <= tokens <= 512), not {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -254,15 +262,21 @@ class ServingConfig:
     simultaneous requests over across tens of milliseconds, and with 5 ms the
     stragglers waited a whole extra batch (18 + 2 per round, p50 two batches;
     docs/reliability.md). On 2 CPU cores the reader's cost per distinct question
-    is what bounds latency under load."""
+    is what bounds latency under load.
+
+    ``upload_yield_s``: between two batches of an upload's embedding, how long
+    it waits for the questions in flight to finish (``qa.priority``). Questions
+    come first, but a steady stream of them cannot stop an upload."""
 
     batch_window_s: float = 0.05
     max_batch: int = 32
     answer_cache_size: int = 256
+    upload_yield_s: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.batch_window_s < 0 or self.max_batch < 1 or self.answer_cache_size < 0:
-            raise ConfigError("serving: batch_window_s >= 0, max_batch >= 1, answer_cache_size >= 0")
+        if self.batch_window_s < 0 or self.max_batch < 1 or self.answer_cache_size < 0 or self.upload_yield_s < 0:
+            raise ConfigError("serving: batch_window_s >= 0, max_batch >= 1, answer_cache_size >= 0, "
+                              "upload_yield_s >= 0")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from qa._files import sha256_file
 from qa.config import EngineConfig
 from qa.engine import INPUTS, ModelSpec, load_runner
 from qa.errors import ModelError
+from qa.priority import Foreground
 
 EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -90,7 +91,7 @@ class Embedder:
     """Normalised sentence embeddings; loads the model on first use."""
 
     def __init__(self, model_dir: Path | None = None, batch_size: int = 64, bf16: bool = True,
-                 engine: EngineConfig | None = None) -> None:
+                 engine: EngineConfig | None = None, foreground: Foreground | None = None) -> None:
         self.model_dir = Path(model_dir) if model_dir else packaged_minilm_path()
         self.batch_size = batch_size
         self.bf16 = bf16
@@ -102,6 +103,9 @@ class Embedder:
         self._gate = threading.Condition()
         self._busy = False
         self._small_waiting = 0
+        # Questions in flight (``QA`` marks them): a bulk call waits for them between its batches, so an
+        # upload's embedding does not fight a question's reading for the cores.
+        self.foreground = foreground
 
     @property
     def model_id(self) -> dict[str, str]:
@@ -170,9 +174,12 @@ class Embedder:
 
             batches = tqdm(batches, desc="Embedding", unit="batch")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        small = len(texts) <= step
         for b in batches:
             rows = order[b:b + step]
-            with self._turn(small=len(texts) <= step):
+            if not small and self.foreground is not None:
+                self.foreground.yield_to_questions()
+            with self._turn(small=small):
                 vecs = self._model.encode([texts[i] for i in rows])
             out[rows] = np.asarray(vecs, dtype=np.float32)
         # bf16 matmuls leave norms a hair off 1; renormalise in fp32.

@@ -20,6 +20,7 @@ from qa.chunking import Chunker
 from qa.config import Settings
 from qa.embedding import Embedder
 from qa.errors import ArgumentError
+from qa.priority import Foreground
 from qa.index_manager import IndexManager, SyncReport
 from qa.indexing import Indexer
 from qa.reader import ReadResult, SpanReader
@@ -58,9 +59,13 @@ class QA:
         if corpus_dir is not ...:
             s = replace(s, corpus_dir=Path(corpus_dir) if corpus_dir is not None else None)
         self.settings = s
+        #: questions in flight; an upload's embedding steps aside for them between batches
+        self.foreground = getattr(embedder, "foreground", None) or Foreground(s.serving.upload_yield_s)
+        if embedder is not None and hasattr(embedder, "foreground") and embedder.foreground is None:
+            embedder.foreground = self.foreground  # a shared embedder learns of this instance's questions
         # Settings.bf16 and Settings.engine reach both models.
-        self.embedder = embedder if embedder is not None else Embedder(batch_size=s.embed_batch_size,
-                                                                       bf16=s.bf16, engine=s.engine)
+        self.embedder = embedder if embedder is not None else Embedder(
+            batch_size=s.embed_batch_size, bf16=s.bf16, engine=s.engine, foreground=self.foreground)
         self.reader = reader if reader is not None else SpanReader(
             replace(s.reader, bf16=s.bf16 and s.reader.bf16, engine=s.engine))
         self.retriever = retriever if retriever is not None else Retriever(self.embedder, s.retrieval)
@@ -122,17 +127,20 @@ class QA:
     def ask(self, question: str, history: History | None = None, top_k: int | None = None,
             min_score: float | None = None) -> Answer:
         """Answer one question from the indexed documents (see ``ask_batch``)."""
-        return self.answerer.ask_batch([question], [history], top_k=top_k, min_score=min_score)[0]
+        with self.foreground.question():
+            return self.answerer.ask_batch([question], [history], top_k=top_k, min_score=min_score)[0]
 
     def ask_batch(self, questions: Sequence[str], histories: Sequence[History | None] | None = None,
                   top_k: int | None = None, min_score: float | None = None, mode: str | None = None) -> list[Answer]:
         """Answer many questions with one batched retrieval and one batched read."""
-        return self.answerer.ask_batch(questions, histories, top_k=top_k, min_score=min_score, mode=mode)
+        with self.foreground.question():
+            return self.answerer.ask_batch(questions, histories, top_k=top_k, min_score=min_score, mode=mode)
 
     def read(self, questions: Sequence[str], top_k: int | None = None,
              mode: str | None = None) -> tuple[list[list[Passage]], list[ReadResult]]:
         """The passages and raw reader output behind ``ask_batch``, before any threshold."""
-        return self.answerer.read(questions, top_k=top_k, mode=mode)
+        with self.foreground.question():
+            return self.answerer.read(questions, top_k=top_k, mode=mode)
 
     def retrieve(self, questions: Sequence[str], top_k: int | None = None, mode: str | None = None) -> list[list[Chunk]]:
         """Retrieval alone (for evaluation and debugging): top-k chunks per question."""
