@@ -382,10 +382,12 @@ def candidates(config: EngineConfig, role: str, bf16: bool = True) -> list[str]:
     return out
 
 
-def _probe_feeds(role: str) -> dict[str, np.ndarray]:
-    """A fixed batch shaped like real work: 16 chunks of 128 tokens (embedder),
-    8 question+passage windows of 192 tokens (reader)."""
-    batch, length = (16, 128) if role == "embedder" else (8, 192)
+def _probe_feeds(role: str, config: EngineConfig) -> dict[str, np.ndarray]:
+    """A fixed batch shaped like real work (``EngineConfig.probe_embedder`` / ``probe_reader``): as many
+    rows as one real model call takes. With 8 rows the probe had the reader 1.53x cheaper on ONNX,
+    while on real SQuAD windows read 32 at a time it was 1.02x (docs/engine.md): a small batch
+    overstates an engine whose gain is per-call overhead."""
+    batch, length = config.probe_embedder if role == "embedder" else config.probe_reader
     rng = np.random.default_rng(0)
     ids = rng.integers(1000, 29000, size=(batch, length), dtype=np.int64)
     ids[:, 0], ids[:, -1] = 101, 102
@@ -412,14 +414,15 @@ def _choice_key(spec: ModelSpec, config: EngineConfig, names: Sequence[str]) -> 
 
     torch_threads = config.threads or torch.get_num_threads()
     data = {"cpu": cpu_info(), "versions": _versions(), "weights": spec.weights_sha256, "role": spec.role,
-            "threads": torch_threads, "candidates": list(names)}
+            "threads": torch_threads, "candidates": list(names),
+            "probe": list(config.probe_embedder if spec.role == "embedder" else config.probe_reader)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def measure(spec: ModelSpec, config: EngineConfig, names: Sequence[str],
             build: Callable[[str], Runner]) -> dict[str, float]:
     """CPU seconds of one probe batch per engine (engines that fail are left out)."""
-    feeds = _probe_feeds(spec.role)
+    feeds = _probe_feeds(spec.role, config)
     out: dict[str, float] = {}
     for name in names:
         try:

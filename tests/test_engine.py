@@ -18,6 +18,7 @@ import pytest
 
 from qa import engine
 from qa.config import EngineConfig, ReaderConfig
+from qa.errors import ConfigError
 from qa.engine import EngineError, ModelSpec, load_runner, pick
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,6 +149,29 @@ def test_auto_measures_once_per_machine_and_caches_the_choice(tiny_bert, tmp_pat
     assert entry["engine"] == "onnx" and entry["cpu_seconds"] == {"torch": 1.0, "onnx": 0.5}
     monkeypatch.setenv("QA_ENGINE", "torch")  # the override wins over the measured choice
     assert load_runner(spec, cfg, bf16=False).name == "torch"
+
+
+def test_the_probe_is_shaped_like_a_real_call_and_its_shape_is_part_of_the_choice(tiny_bert, tmp_path, monkeypatch):
+    """An 8-row probe overstated ONNX for the reader (1.53x vs 1.02x on real 32-window batches): the probe
+    takes one real call's rows, and a choice measured with another probe shape is measured again."""
+    spec = ModelSpec("reader", tiny_bert, "56" * 32)
+    shapes = []
+
+    def runner_for(name):
+        def run(feeds):
+            shapes.append(feeds["input_ids"].shape)
+            return [np.zeros((feeds["input_ids"].shape[0], 2))]
+        return run
+
+    times = engine.measure(spec, EngineConfig(cache_dir=tmp_path), ["torch"], runner_for)
+    assert set(shapes) == {EngineConfig().probe_reader} == {(32, 192)} and times["torch"] >= 0
+    calls = []
+    monkeypatch.setattr(engine, "measure", lambda *a: calls.append(1) or {"torch": 1.0, "onnx": 2.0})
+    for probe in ((32, 192), (32, 192), (8, 192)):
+        load_runner(spec, EngineConfig(cache_dir=tmp_path, probe_reader=probe), bf16=False)
+    assert len(calls) == 2
+    with pytest.raises(ConfigError, match="probe_reader"):
+        EngineConfig(probe_reader=(0, 192))
 
 
 def test_auto_really_times_the_candidates(tiny_bert, tmp_path):
