@@ -66,3 +66,30 @@ def test_small_candidate_lists_keep_most_of_the_top_k():
     _, got = candidate_hybrid(vectors, lexical, qvecs, queries, 5, candidates=50)
     overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(got.tolist(), want.tolist())])
     assert overlap >= 0.9
+
+
+def test_one_fetch_of_stored_vectors_per_batch_of_questions():
+    """A remote store (Milvus) pays a round trip per ``get``: one per batch, not one per question."""
+    ids, texts, vecs = _corpus(n=200)
+    vectors = FaissFlatIndex(vecs.shape[1])
+    vectors.add(ids, vecs)
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(vectors, name)
+
+        def get(self, some):
+            calls.append(len(some))
+            return vectors.get(some)
+
+    lexical = Bm25Index.build(ids, texts)
+    queries = [" ".join(WORDS[i:i + 3]) for i in range(12)]
+    rng = np.random.default_rng(2)
+    qvecs = rng.standard_normal((len(queries), vecs.shape[1])).astype(np.float32)
+    qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
+    stats = DenseStats.from_index(vectors, size=200)
+    want = candidate_hybrid(vectors, lexical, qvecs, queries, 5, candidates=20, dense_stats=stats)
+    got = candidate_hybrid(Counting(), lexical, qvecs, queries, 5, candidates=20, dense_stats=stats)
+    assert len(calls) == 1
+    assert np.array_equal(got[1], want[1]) and np.allclose(got[0], want[0])
