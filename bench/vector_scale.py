@@ -177,7 +177,9 @@ def make_backend(name: str, dim: int, workdir: Path):
 
 
 def bench_one(name: str, corpus: np.ndarray, queries: np.ndarray, truth: np.ndarray, extra: np.ndarray,
-              batch: int = 64) -> dict:
+              batch: int = 64, on_built=None) -> dict:
+    """One backend at one size; ``on_built(index)`` may add figures of its own (end-to-end recall) to the
+    record, measured on the built index before the copy/add/delete step."""
     import faiss
 
     n, dim = corpus.shape
@@ -234,6 +236,8 @@ def bench_one(name: str, corpus: np.ndarray, queries: np.ndarray, truth: np.ndar
         if not milvus:
             rec["batch_cpu_p50_ms"] = _pct(batched_cpu, 50)
         rec["recall_at_10"] = float(np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got.tolist(), truth.tolist())]))
+        if on_built is not None:
+            rec.update(on_built(index))
         # an update as the indexer does it: copy, add 1,000, delete 1,000
         t = time.perf_counter()
         clone = index.copy()
