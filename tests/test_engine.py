@@ -20,6 +20,8 @@ from qa import engine
 from qa.config import EngineConfig, ReaderConfig
 from qa.errors import ConfigError
 from qa.engine import EngineError, ModelSpec, load_runner, pick
+from qa.engine.choice import _warned
+from qa.engine.export import export_fp32
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -101,14 +103,17 @@ def test_onnx_export_matches_torch_and_is_cached(tiny_bert, tmp_path, role):
     assert not list(tmp_path.glob("*.tmp*")), "no temporary files left behind"
 
 
-def test_concurrent_first_use_builds_one_file(tiny_bert, tmp_path, monkeypatch):
+def test_concurrent_first_use_builds_one_file(tiny_bert, tmp_path):
     spec = ModelSpec("reader", tiny_bert, "cd" * 32)
     calls = []
-    real = engine._export_fp32
-    monkeypatch.setattr(engine, "_export_fp32", lambda s, t: (calls.append(t), real(s, t)))
+
+    def counting_export(s, t):
+        calls.append(t)
+        export_fp32(s, t)
+
     paths: list[Path] = []
-    threads = [threading.Thread(target=lambda: paths.append(engine.ensure_onnx(spec, "onnx-int8", tmp_path)))
-               for _ in range(3)]
+    threads = [threading.Thread(target=lambda: paths.append(
+        engine.ensure_onnx(spec, "onnx-int8", tmp_path, exporter=counting_export))) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -120,7 +125,7 @@ def test_concurrent_first_use_builds_one_file(tiny_bert, tmp_path, monkeypatch):
 
 def test_a_damaged_cache_file_falls_back_to_torch_with_one_warning(tiny_bert, tmp_path):
     spec = ModelSpec("embedder", tiny_bert, "ef" * 32)
-    engine._warned.clear()
+    _warned.clear()
     engine.onnx_path(spec, "onnx", tmp_path).write_bytes(b"not an onnx graph")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -140,18 +145,18 @@ def test_auto_measures_once_per_machine_and_caches_the_choice(tiny_bert, tmp_pat
         measured.append(list(names))
         return {"torch": 1.0, "onnx": 0.5}
 
-    monkeypatch.setattr(engine, "measure", fake_measure)
-    assert load_runner(spec, cfg, bf16=False).name == "onnx"
-    assert load_runner(spec, cfg, bf16=False).name == "onnx"
+    assert load_runner(spec, cfg, bf16=False, measure=fake_measure).name == "onnx"
+    assert load_runner(spec, cfg, bf16=False, measure=fake_measure).name == "onnx"
     assert measured == [["torch", "onnx"]]
     choices = json.loads((tmp_path / "choices.json").read_text())
     (entry,) = choices.values()
     assert entry["engine"] == "onnx" and entry["cpu_seconds"] == {"torch": 1.0, "onnx": 0.5}
     monkeypatch.setenv("QA_ENGINE", "torch")  # the override wins over the measured choice
-    assert load_runner(spec, cfg, bf16=False).name == "torch"
+    assert load_runner(spec, cfg, bf16=False, measure=fake_measure).name == "torch"
+    assert measured == [["torch", "onnx"]]
 
 
-def test_the_probe_is_shaped_like_a_real_call_and_its_shape_is_part_of_the_choice(tiny_bert, tmp_path, monkeypatch):
+def test_the_probe_is_shaped_like_a_real_call_and_its_shape_is_part_of_the_choice(tiny_bert, tmp_path):
     """An 8-row probe overstated ONNX for the reader (1.53x vs 1.02x on real 32-window batches): the probe
     takes one real call's rows, and a choice measured with another probe shape is measured again."""
     spec = ModelSpec("reader", tiny_bert, "56" * 32)
@@ -166,9 +171,13 @@ def test_the_probe_is_shaped_like_a_real_call_and_its_shape_is_part_of_the_choic
     times = engine.measure(spec, EngineConfig(cache_dir=tmp_path), ["torch"], runner_for)
     assert set(shapes) == {EngineConfig().probe_reader} == {(32, 192)} and times["torch"] >= 0
     calls = []
-    monkeypatch.setattr(engine, "measure", lambda *a: calls.append(1) or {"torch": 1.0, "onnx": 2.0})
+
+    def fake_measure(*a):
+        calls.append(1)
+        return {"torch": 1.0, "onnx": 2.0}
+
     for probe in ((32, 192), (32, 192), (8, 192)):
-        load_runner(spec, EngineConfig(cache_dir=tmp_path, probe_reader=probe), bf16=False)
+        load_runner(spec, EngineConfig(cache_dir=tmp_path, probe_reader=probe), bf16=False, measure=fake_measure)
     assert len(calls) == 2
     with pytest.raises(ConfigError, match="probe_reader"):
         EngineConfig(probe_reader=(0, 192))
