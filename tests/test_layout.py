@@ -22,7 +22,7 @@ QA_DIR = Path(__file__).resolve().parents[1] / "qa"
 #: Bottom to top; a module belongs to the first layer with a prefix matching it
 #: (a prefix "qa.x" covers qa.x and qa.x.*). Keep in step with docs/architecture.md.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("qa._files", "qa.errors", "qa.config", "qa.types", "qa.batching")),
+    ("foundation", ("qa._files", "qa.errors", "qa.config", "qa.types", "qa.batching", "qa.priority")),
     ("parts", ("qa.ingest", "qa.store", "qa.chunking", "qa.engine", "qa.embedding", "qa.formatting", "qa.fusion",
                "qa.reflow", "qa.pages",
                "qa.evaluation.squad")),
