@@ -266,17 +266,24 @@ class ServingConfig:
 
     ``upload_yield_s``: between two batches of an upload's embedding, how long
     it waits for the questions in flight to finish (``qa.priority``). Questions
-    come first, but a steady stream of them cannot stop an upload."""
+    come first, but a steady stream of them cannot stop an upload.
+    ``question_grace_s``: how long after the last answer the upload still waits
+    (a chat client's next question follows within milliseconds);
+    ``upload_batch_when_busy``: the upload's batch while questions are about
+    (a question arriving mid-batch waits for that many chunks, not 64)."""
 
     batch_window_s: float = 0.05
     max_batch: int = 32
     answer_cache_size: int = 256
     upload_yield_s: float = 2.0
+    question_grace_s: float = 0.25
+    upload_batch_when_busy: int = 8
 
     def __post_init__(self) -> None:
-        if self.batch_window_s < 0 or self.max_batch < 1 or self.answer_cache_size < 0 or self.upload_yield_s < 0:
+        if (self.batch_window_s < 0 or self.max_batch < 1 or self.answer_cache_size < 0 or self.upload_yield_s < 0
+                or self.question_grace_s < 0 or self.upload_batch_when_busy < 1):
             raise ConfigError("serving: batch_window_s >= 0, max_batch >= 1, answer_cache_size >= 0, "
-                              "upload_yield_s >= 0")
+                              "upload_yield_s >= 0, question_grace_s >= 0, upload_batch_when_busy >= 1")
 
 
 @dataclass(frozen=True)

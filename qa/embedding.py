@@ -91,7 +91,8 @@ class Embedder:
     """Normalised sentence embeddings; loads the model on first use."""
 
     def __init__(self, model_dir: Path | None = None, batch_size: int = 64, bf16: bool = True,
-                 engine: EngineConfig | None = None, foreground: Foreground | None = None) -> None:
+                 engine: EngineConfig | None = None, foreground: Foreground | None = None,
+                 busy_batch_size: int = 8) -> None:
         self.model_dir = Path(model_dir) if model_dir else packaged_minilm_path()
         self.batch_size = batch_size
         self.bf16 = bf16
@@ -106,6 +107,7 @@ class Embedder:
         # Questions in flight (``QA`` marks them): a bulk call waits for them between its batches, so an
         # upload's embedding does not fight a question's reading for the cores.
         self.foreground = foreground
+        self.busy_batch_size = max(1, int(busy_batch_size))  # bulk batch while questions are about
 
     @property
     def model_id(self) -> dict[str, str]:
@@ -168,20 +170,30 @@ class Embedder:
         # batch pads little; rows go back to input order at the end.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         step = max(1, int(self.batch_size))
-        batches = range(0, len(texts), step)
+        small = len(texts) <= step
+        fg = None if small else self.foreground
+        bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            batches = tqdm(batches, desc="Embedding", unit="batch")
+            bar = tqdm(total=len(texts), desc="Embedding", unit="text")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        small = len(texts) <= step
-        for b in batches:
-            rows = order[b:b + step]
-            if not small and self.foreground is not None:
-                self.foreground.yield_to_questions()
+        done = 0
+        while done < len(texts):
+            take = step
+            if fg is not None:  # bulk work: questions first (qa.priority)
+                fg.yield_to_questions()
+                if fg.busy():  # still questions about: a small step, so the next one waits little
+                    take = min(step, self.busy_batch_size)
+            rows = order[done:done + take]
             with self._turn(small=small):
                 vecs = self._model.encode([texts[i] for i in rows])
             out[rows] = np.asarray(vecs, dtype=np.float32)
+            done += len(rows)
+            if bar is not None:
+                bar.update(len(rows))
+        if bar is not None:
+            bar.close()
         # bf16 matmuls leave norms a hair off 1; renormalise in fp32.
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out

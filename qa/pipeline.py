@@ -60,12 +60,14 @@ class QA:
             s = replace(s, corpus_dir=Path(corpus_dir) if corpus_dir is not None else None)
         self.settings = s
         #: questions in flight; an upload's embedding steps aside for them between batches
-        self.foreground = getattr(embedder, "foreground", None) or Foreground(s.serving.upload_yield_s)
+        self.foreground = getattr(embedder, "foreground", None) or Foreground(s.serving.upload_yield_s,
+                                                                              s.serving.question_grace_s)
         if embedder is not None and hasattr(embedder, "foreground") and embedder.foreground is None:
             embedder.foreground = self.foreground  # a shared embedder learns of this instance's questions
         # Settings.bf16 and Settings.engine reach both models.
         self.embedder = embedder if embedder is not None else Embedder(
-            batch_size=s.embed_batch_size, bf16=s.bf16, engine=s.engine, foreground=self.foreground)
+            batch_size=s.embed_batch_size, bf16=s.bf16, engine=s.engine, foreground=self.foreground,
+            busy_batch_size=s.serving.upload_batch_when_busy)
         self.reader = reader if reader is not None else SpanReader(
             replace(s.reader, bf16=s.bf16 and s.reader.bf16, engine=s.engine))
         self.retriever = retriever if retriever is not None else Retriever(self.embedder, s.retrieval)

@@ -17,12 +17,14 @@ class _TimedModel:
 
     def __init__(self):
         self.starts: list[float] = []
+        self.sizes: list[int] = []
 
     def get_embedding_dimension(self):
         return 4
 
     def encode(self, texts, **kw):
         self.starts.append(time.perf_counter())
+        self.sizes.append(len(texts))
         time.sleep(0.02)
         return np.ones((len(texts), 4), dtype=np.float32)
 
@@ -42,7 +44,7 @@ def _hold_question(fg: Foreground, seconds: float, window: dict) -> threading.Th
 
 
 def test_bulk_work_waits_for_the_question_in_flight():
-    fg = Foreground(max_wait_s=5.0)
+    fg = Foreground(max_wait_s=5.0, grace_s=0.0)
     window: dict = {}
     t = _hold_question(fg, 0.3, window)
     waited = fg.yield_to_questions()
@@ -59,6 +61,30 @@ def test_a_stream_of_questions_cannot_stop_bulk_work():
     fg.yield_to_questions()
     assert time.perf_counter() - t0 < 0.5  # gave up after max_wait_s, long before the question ended
     t.join()
+
+
+def test_bulk_work_also_waits_out_the_grace_after_an_answer():
+    """Chat clients ask again milliseconds after an answer: the upload must not slip a batch in between."""
+    fg = Foreground(max_wait_s=5.0, grace_s=0.3)
+    with fg.question():
+        pass
+    assert fg.busy()
+    waited = fg.yield_to_questions()
+    assert 0.2 <= waited < 1.0 and not fg.busy()
+    assert Foreground(max_wait_s=5.0, grace_s=0.0).yield_to_questions() < 0.05
+
+
+def test_while_questions_are_about_the_upload_takes_small_steps(tmp_path):
+    fg = Foreground(max_wait_s=0.05, grace_s=0.0)  # gives up waiting at once: bulk work runs beside the question
+    emb = Embedder(model_dir=tmp_path, batch_size=16, bf16=False, foreground=fg, busy_batch_size=4)
+    emb._model = model = _TimedModel()
+    texts = [f"chunk {i}" for i in range(64)]
+    with fg.question():
+        emb.run(texts)
+    assert set(model.sizes) == {4}
+    model.sizes.clear()
+    emb.run(texts)  # no question about: full batches
+    assert model.sizes == [16, 16, 16, 16]
 
 
 def test_inside_a_question_nothing_waits_for_itself():
