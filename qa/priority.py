@@ -59,7 +59,10 @@ class Foreground:
                     self._cond.notify_all()
 
     def busy(self) -> bool:
-        """A question is in flight or ended less than ``grace_s`` ago."""
+        """A question is in flight or ended less than ``grace_s`` ago (never, asked from inside a question:
+        a large ``ask_batch`` is the foreground and keeps its full batches)."""
+        if getattr(self._local, "depth", 0):
+            return False
         with self._cond:
             return self._busy_locked(time.perf_counter())
 

@@ -75,13 +75,19 @@ def test_bulk_work_also_waits_out_the_grace_after_an_answer():
 
 
 def test_while_questions_are_about_the_upload_takes_small_steps(tmp_path):
-    fg = Foreground(max_wait_s=0.05, grace_s=0.0)  # gives up waiting at once: bulk work runs beside the question
+    fg = Foreground(max_wait_s=0.01, grace_s=0.0)  # gives up waiting at once: bulk work runs beside the question
     emb = Embedder(model_dir=tmp_path, batch_size=16, bf16=False, foreground=fg, busy_batch_size=4)
     emb._model = model = _TimedModel()
     texts = [f"chunk {i}" for i in range(64)]
-    with fg.question():
-        emb.run(texts)
+    window: dict = {}
+    held = _hold_question(fg, 2.0, window)  # another thread's question, in flight throughout
+    emb.run(texts)
     assert set(model.sizes) == {4}
+    model.sizes.clear()
+    with fg.question():  # a large ask_batch's own embedding is the foreground: full batches, no waiting
+        emb.run(texts)
+    assert model.sizes == [16, 16, 16, 16]
+    held.join()
     model.sizes.clear()
     emb.run(texts)  # no question about: full batches
     assert model.sizes == [16, 16, 16, 16]
