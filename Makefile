@@ -7,7 +7,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 7860
 
 .PHONY: run test test-quick install index eval browser-deps train-reader train-reader-full clean \
-	train-reader-bg train-reader-status train-reader-export train-reader-device-pack train-reader-device-dryrun \
+	train-reader-bg train-reader-status train-reader-export train-reader-ship train-reader-device-pack train-reader-device-dryrun \
 	train-reader-device-join
 
 $(STAMP): pyproject.toml
@@ -77,6 +77,10 @@ train-reader-status:
 
 train-reader-export:
 	$(BIN)/python -m qa.training.reader_runs export --runs $(READER_RUNS)
+
+# When the export says SHIP: copy it into qa/models/reader (ship rule re-checked on the curve) and recalibrate.
+train-reader-ship:
+	$(BIN)/python -m qa.training.reader_runs ship --runs $(READER_RUNS) $(if $(STEP),--step $(STEP))
 
 # One call on a lent GPU (bench/device_train.sh): pack the data here (git-ignored .device/, carried), run the
 # script there, join the weights that come back here. Dry run on this CPU with the device image's missing

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from qa.evaluation.squad import SquadExample
 from qa.reader import Span
 from qa.training import reader_curve, reader_runs
@@ -107,3 +109,60 @@ def test_run_arguments_match_the_long_schedule():
     pairs = dict(zip(args[::2], args[1::2]))
     assert pairs["--epochs"] == "3" and pairs["--lr"] == "3e-5" and pairs["--seed"] == "13"
     assert pairs["--warmup"] == "0.02" and pairs["--out"] == "/r/full" and pairs["--init"] == "qa/models/reader"
+
+
+def _run_with_export(tmp_path, step: int, f1: float, curve_f1_shipped: float = 73.5):
+    """A runs folder holding one export of ``step``, measured on the curve at ``f1``, and a shipped reader."""
+    runs, target, curve_path = tmp_path / "runs", tmp_path / "reader", tmp_path / "curve.json"
+    export = runs / reader_runs.RUN / "exports" / f"step-{step}"
+    export.mkdir(parents=True)
+    target.mkdir()
+    for name in reader_runs.SHIP_FILES:
+        (export / name).write_text(f"new {name}")
+        (target / name).write_text(f"old {name}")
+    (target / "README.md").write_text("model card")
+    (target / "calibration.json").write_text("{}")
+    (target / "training.json").write_text('{"train_examples": 112925}')
+    (export / "training.json").write_text(json.dumps({
+        "data": "/somewhere/shared/data/squad", "out": "/root/.cache/qa/reader-runs/full", "step": step,
+        "train_examples": -1, "train_unanswerable": -1,
+        "init_training": {"train_examples": 112925, "train_unanswerable": 11121}}))
+    curve = _curve()
+    curve["points"][-1]["f1"] = curve_f1_shipped
+    reader_curve.add_point(curve, CurvePoint(f"{reader_runs.CURVE_RUN} step {step}", 120_000, f1, 732,
+                                             run=reader_runs.CURVE_RUN))
+    reader_curve.save_curve(curve, curve_path)
+    return runs, target, curve_path
+
+
+def test_ship_swaps_in_a_validated_export_and_recalibrates_it(tmp_path):
+    runs, target, curve_path = _run_with_export(tmp_path, 2275, 75.7)
+    calls = []
+    assert reader_runs.ship(runs, target=target, curve_path=curve_path,
+                            calibrate=lambda model, preds: calls.append((model, preds)) or 0) == 0
+    assert all((target / n).read_text() == f"new {n}" for n in reader_runs.SHIP_FILES)
+    assert (target / "README.md").read_text() == "model card"  # the card stays; calibration is refit
+    record = json.loads((target / "training.json").read_text())
+    assert record["out"] == "RUNS/full" and not record["data"].startswith("/")
+    assert (record["train_examples"], record["train_unanswerable"]) == (112925, 11121)
+    assert calls == [(target, runs / "full" / "calib-preds-step-2275.json")]
+    curve = reader_curve.load_curve(curve_path)
+    assert curve["shipped"] == "r3 step 2275"  # the next export is judged against this one
+    assert reader_curve.ship_verdict(76.0, curve).startswith("keep")
+    assert not list(tmp_path.glob("reader.ship.*"))
+
+
+def test_ship_refuses_an_export_under_the_ship_rule_or_not_measured(tmp_path, capsys):
+    runs, target, curve_path = _run_with_export(tmp_path, 2275, 74.0)  # +0.5 over 73.5: under the rule
+    never = lambda *_: pytest.fail("no recalibration for a refused ship")  # noqa: E731
+    assert reader_runs.ship(runs, target=target, curve_path=curve_path, calibrate=never) == 1
+    assert "keep the shipped reader" in capsys.readouterr().err
+    assert (target / "model.safetensors").read_text() == "old model.safetensors"
+    assert reader_runs.ship(runs, step=999, target=target, curve_path=curve_path, calibrate=never) == 1
+    assert "no export of step 999" in capsys.readouterr().err
+    curve = reader_curve.load_curve(curve_path)
+    curve["points"] = [p for p in curve["points"] if not p["label"].startswith("r3")]
+    reader_curve.save_curve(curve, curve_path)
+    assert reader_runs.ship(runs, target=target, curve_path=curve_path, calibrate=never) == 1
+    assert "not on the curve" in capsys.readouterr().err
+    assert reader_curve.load_curve(curve_path)["shipped"] == "reader-continued"

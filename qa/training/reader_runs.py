@@ -10,6 +10,7 @@ session resumes this one from its checkpoint instead of starting a new one.
     python -m qa.training.reader_runs start    # = make train-reader-bg: start, or resume after a stop
     python -m qa.training.reader_runs status   # = make train-reader-status
     python -m qa.training.reader_runs export   # = make train-reader-export: latest checkpoint → curve
+    python -m qa.training.reader_runs ship     # = make train-reader-ship: a validated export → qa/models/reader
 
 The run executes a snapshot of the committed tree (``git archive HEAD`` into
 ``RUNS/code``), so merges into the work tree cannot change a module under it.
@@ -175,13 +176,95 @@ def export(runs: Path, data: Path | None, curve_path: Path = reader_curve.CURVE_
     return 0
 
 
+#: What an export contributes to the shipped folder; the model card (README.md) stays, calibration.json is refit.
+SHIP_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
+
+
+def _export_step(path: Path) -> int:
+    return int(path.name.removeprefix("step-"))
+
+
+def portable_record(record: dict) -> dict:
+    """An export's ``training.json`` as it ships: no machine-specific paths, counts filled in.
+
+    An export taken from a checkpoint (``--export-checkpoint``) does not read the data, so it
+    records -1 examples; the mix is that of the weights it started from, whose record it keeps."""
+    record = dict(record)
+    if record.get("data") and Path(record["data"]).is_absolute():
+        record["data"] = os.path.relpath(record["data"], REPO)
+    record["out"], record["export"] = f"RUNS/{RUN}", f"RUNS/{RUN}/export"
+    first = record.get("init_training") or {}
+    for key in ("train_examples", "train_unanswerable"):
+        if record.get(key, -1) == -1 and first.get(key) is not None:
+            record[key] = first[key]
+    return record
+
+
+def _calibrate(model_dir: Path, predictions: Path) -> int:
+    from qa.training import calibrate_reader
+
+    return calibrate_reader.main(["--model", str(model_dir), "--predictions", str(predictions),
+                                  "--plot", str(REPO / "docs" / "calibration-sizes.png")])
+
+
+def ship(runs: Path, step: int | None = None, target: Path = REPO / "qa" / "models" / "reader",
+         curve_path: Path = reader_curve.CURVE_JSON, calibrate=_calibrate, margin: float | None = None) -> int:
+    """Replace the shipped reader by a validated export of the run, then recalibrate it.
+
+    The ship rule is checked against the curve (the export must have been measured on all
+    validation questions by ``export`` and beat the shipped reader by ``margin``), so the
+    repository takes 45 MB of new weights only for a real gain. The folder is swapped whole
+    (copy, then rename), so a crash leaves the old or the new reader, never a mix; the curve
+    then names the new shipped point, which is what the next export is judged against."""
+    exports = sorted((runs / RUN / "exports").glob("step-*"), key=_export_step)
+    if step is not None:
+        exports = [e for e in exports if _export_step(e) == step]
+    if not exports:
+        print(f"no export {'of step ' + str(step) + ' ' if step is not None else ''}in {runs / RUN / 'exports'}: "
+              "run `make train-reader-export` first", file=sys.stderr)
+        return 1
+    source = exports[-1]
+    label = f"{CURVE_RUN} step {_export_step(source)}"
+    curve = reader_curve.load_curve(curve_path)
+    point = next((p for p in curve["points"] if p["label"] == label and p["kind"] == "export"), None)
+    if point is None:
+        print(f"{label} is not on the curve: measure it with `make train-reader-export` first", file=sys.stderr)
+        return 1
+    verdict = reader_curve.ship_verdict(point["f1"], curve, margin)
+    if not verdict.startswith("SHIP"):
+        print(verdict, file=sys.stderr)
+        return 1
+    tmp = target.with_name(target.name + ".ship.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(target, tmp)
+    for name in SHIP_FILES:
+        shutil.copy2(source / name, tmp / name)
+    record = portable_record(json.loads((source / "training.json").read_text()))
+    (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    old = target.with_name(target.name + ".ship.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old)
+    curve["shipped"] = label
+    reader_curve.save_curve(curve, curve_path)
+    reader_curve.render(curve_path)
+    print(f"shipped {label} ({point['f1']:.2f} on {point['questions']} validation questions) into {target}; "
+          "recalibrating")
+    rc = calibrate(target, runs / RUN / f"calib-preds-step-{_export_step(source)}.json")
+    if rc == 0:
+        print("done: update the model card (qa/models/reader/README.md) and the README's reader figures")
+    return rc
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=("start", "status", "export"))
+    p.add_argument("action", choices=("start", "status", "export", "ship"))
     p.add_argument("--runs", type=Path, default=None, help="runs folder (default ~/.cache/qa/reader-runs)")
     p.add_argument("--data", type=Path, default=None, help="SQuAD folder (default ../shared/data/squad, QA_DATA)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="status as JSON")
+    p.add_argument("--step", type=int, default=None, help="ship: this export's step (default: the latest)")
     args = p.parse_args(argv)
     runs = Path(args.runs or ReaderRunConfig().runs_dir).expanduser()
     data = Path(args.data or squad.SQUAD_DIR).resolve()
@@ -194,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         s = status(runs)
         print(json.dumps(s, indent=1)) if args.json else print_status(s)
         return 0
+    if args.action == "ship":
+        return ship(runs, args.step)
     return export(runs, args.data)
 
 
