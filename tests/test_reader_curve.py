@@ -166,3 +166,21 @@ def test_ship_refuses_an_export_under_the_ship_rule_or_not_measured(tmp_path, ca
     assert reader_runs.ship(runs, target=target, curve_path=curve_path, calibrate=never) == 1
     assert "not on the curve" in capsys.readouterr().err
     assert reader_curve.load_curve(curve_path)["shipped"] == "reader-continued"
+
+
+def test_a_run_restarted_from_newer_shipped_weights_goes_on_the_curve_after_them(tmp_path):
+    runs, curve_path = tmp_path / "runs", tmp_path / "curve.json"
+    curve = _curve()
+    reader_curve.add_point(curve, CurvePoint("r3 step 2275", 126_976, 75.7, 732, run="r3"))
+    curve["shipped"] = "r3 step 2275"
+    reader_curve.save_curve(curve, curve_path)
+    assert reader_runs.run_origin(runs) == ("r3", reader_runs.ORIGIN_WINDOWS)  # the run begun on December 3
+    # the machine did not come back: a fresh run starts at the shipped reader, under a name of its own
+    assert reader_runs.record_origin(runs, curve_path) == ("r3-2", 126_976)
+    assert reader_runs.run_origin(runs) == ("r3-2", 126_976)
+    (runs / "full" / "val.jsonl").write_text('{"step": 75, "f1": 76.0}\n')
+    curve = reader_curve.load_curve(curve_path)
+    name, origin = reader_runs.run_origin(runs)
+    reader_curve.add_run_log(curve, runs / "full" / "val.jsonl", name, origin)
+    labels = {p["label"]: p["windows"] for p in curve["points"]}
+    assert labels["r3-2 step 75"] == 126_976 + 75 * 32 and labels["r3 step 2275"] == 126_976  # nothing replaced

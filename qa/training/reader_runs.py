@@ -28,16 +28,19 @@ import sys
 import time
 from pathlib import Path
 
+from qa._files import atomic_write_json
 from qa.config import ReaderRunConfig
 from qa.evaluation import squad
 from qa.training import reader_curve
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = "full"
-#: The curve's name for this run and the windows of the weights it started from
-#: (round 2's 8,064 + reader-continued's 46,112: the shipped reader when it began).
+#: The curve's name for the run begun on December 3 and the windows of the weights it started from
+#: (round 2's 8,064 + reader-continued's 46,112: the shipped reader when it began). A run started
+#: later records its own in ``RUNS/full/origin.json`` (``record_origin``).
 CURVE_RUN = "r3"
 ORIGIN_WINDOWS = 54_176
+ORIGIN_FILE = "origin.json"
 BATCH_SIZE = 32
 
 
@@ -71,6 +74,32 @@ def snapshot_code(target: Path) -> None:
     os.replace(tmp, target)
 
 
+def run_origin(runs: Path) -> tuple[str, int]:
+    """The curve's name for the run in ``runs`` and the windows its starting weights had seen since round 1."""
+    f = runs / RUN / ORIGIN_FILE
+    if f.exists():
+        d = json.loads(f.read_text())
+        return d["curve_run"], int(d["origin_windows"])
+    return CURVE_RUN, ORIGIN_WINDOWS
+
+
+def record_origin(runs: Path, curve_path: Path = reader_curve.CURVE_JSON) -> tuple[str, int]:
+    """At a fresh start: the run begins at the shipped reader, so its points go on the curve after it.
+
+    Without this, a run restarted from newer shipped weights (the machine did not come back) would
+    plot its points at the first run's windows and, under the first run's labels, replace them."""
+    curve = reader_curve.load_curve(curve_path)
+    shipped = next((p for p in curve["points"] if p["label"] == curve.get("shipped") and p["kind"] == "export"), None)
+    taken = {p.get("run") for p in curve["points"]} | {p["label"].split(" step ")[0] for p in curve["points"]}
+    name = CURVE_RUN if CURVE_RUN not in taken else next(f"{CURVE_RUN}-{k}" for k in range(2, 10_000)
+                                                          if f"{CURVE_RUN}-{k}" not in taken)
+    origin = (name, int(shipped["windows"]) if shipped else 0)
+    (runs / RUN).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(runs / RUN / ORIGIN_FILE, {"curve_run": origin[0], "origin_windows": origin[1],
+                                                 "shipped": curve.get("shipped")})
+    return origin
+
+
 def start(runs: Path, data: Path, threads: int = 2, python: str = sys.executable) -> int:
     pid = running_pid(runs)
     if pid is not None:
@@ -81,6 +110,8 @@ def start(runs: Path, data: Path, threads: int = 2, python: str = sys.executable
     code = runs / "code"
     snapshot_code(code)
     ckpt = runs / RUN / "checkpoint.pt"
+    if not ckpt.exists():
+        record_origin(runs)
     log_file = open(runs / f"{RUN}.nohup", "ab")
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(code))
     cmd = ["nice", "-n", "19", python, "-m", "qa.training.train_reader", *train_args(runs, data, threads)]
@@ -162,12 +193,13 @@ def export(runs: Path, data: Path | None, curve_path: Path = reader_curve.CURVE_
     res = reader_curve.validate(target, data)
     print(json.dumps(res))
     curve = reader_curve.load_curve(curve_path)
-    windows = ORIGIN_WINDOWS + int(record.get("windows", step * BATCH_SIZE))
-    reader_curve.add_point(curve, reader_curve.CurvePoint(f"{CURVE_RUN} step {step}", windows, res["f1"],
-                                                          res["questions"], run=CURVE_RUN,
+    name, origin = run_origin(runs)
+    windows = origin + int(record.get("windows", step * BATCH_SIZE))
+    reader_curve.add_point(curve, reader_curve.CurvePoint(f"{name} step {step}", windows, res["f1"],
+                                                          res["questions"], run=name,
                                                           note="`make train-reader-export`"))
     if (run / "val.jsonl").exists():
-        reader_curve.add_run_log(curve, run / "val.jsonl", CURVE_RUN, ORIGIN_WINDOWS, BATCH_SIZE)
+        reader_curve.add_run_log(curve, run / "val.jsonl", name, origin, BATCH_SIZE)
     reader_curve.save_curve(curve, curve_path)
     reader_curve.render(curve_path)
     print(f"step {step} ({windows:,} windows since round 1): validation F1 {res['f1']:.2f} on {res['questions']} q")
@@ -224,7 +256,7 @@ def ship(runs: Path, step: int | None = None, target: Path = REPO / "qa" / "mode
               "run `make train-reader-export` first", file=sys.stderr)
         return 1
     source = exports[-1]
-    label = f"{CURVE_RUN} step {_export_step(source)}"
+    label = f"{run_origin(runs)[0]} step {_export_step(source)}"
     curve = reader_curve.load_curve(curve_path)
     point = next((p for p in curve["points"] if p["label"] == label and p["kind"] == "export"), None)
     if point is None:
