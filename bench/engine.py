@@ -9,10 +9,10 @@ load hits every variant alike) of process CPU seconds and wall seconds, with
 the speed-up over the plain baseline (CPU-time ratio first: it barely moves
 with other processes' load; wall ratios on a busy machine are noisy):
 
-* embed:  ``SentenceTransformer.encode`` fp32 (batch 32) vs ``qa.embedding.Embedder``
+* embed:  ``SentenceTransformer.encode`` fp32 (batch 32; and at qa's batch size) vs ``qa.embedding.Embedder``
           on each engine, on SQuAD chunks; cosine of each embedding to the baseline's;
 * reader: plain ``transformers`` ``AutoModelForQuestionAnswering`` fp32 forward
-          (batch 32, padded to the longest) vs ``SpanReader.run`` (tokenise, forward,
+          (batch 32, padded to the longest; and at qa's batch size) vs ``SpanReader.run`` (tokenise, forward,
           decode) on each engine, on SQuAD dev question+paragraph pairs; agreement
           of the best span with the PyTorch fp32 reader's;
 * index:  what ``qa index`` does (chunk, embed, BM25, vector index, save) per engine,
@@ -102,14 +102,18 @@ def dev_questions(limit: int) -> tuple[list[str], list[str]]:
 def bench_embed(args, engines):
     from sentence_transformers import SentenceTransformer
 
-    from qa.config import EngineConfig
+    from qa.config import EMBED_BATCH, EngineConfig
     from qa.embedding import Embedder, packaged_minilm_path
 
     texts = squad_chunks(args.chunks)
     assert texts, "no SQuAD chunks"
     st = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
-    variants = {"st-fp32 (baseline)": lambda: st.encode(texts, batch_size=32, normalize_embeddings=True,
-                                                        convert_to_numpy=True)}
+    def plain(bs):
+        return lambda: st.encode(texts, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True)
+
+    # The library default (32) is the baseline; the same library at qa's batch size shows how much of
+    # qa's gain is the batch size alone.
+    variants = {"st-fp32 (baseline)": plain(32), f"st-fp32, batch {EMBED_BATCH}": plain(EMBED_BATCH)}
     for e in engines:
         emb = Embedder(engine=EngineConfig(kind=e, threads=args.threads), bf16=True)
         emb.warm_up()
@@ -127,7 +131,7 @@ def bench_reader(args, engines):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.config import EngineConfig, ReaderConfig
+    from qa.config import READER_BATCH, EngineConfig, ReaderConfig
     from qa.reader import SpanReader
 
     qs, ctxs = dev_questions(args.windows)
@@ -135,17 +139,19 @@ def bench_reader(args, engines):
     tok = AutoTokenizer.from_pretrained(str(path))
     hf = AutoModelForQuestionAnswering.from_pretrained(str(path), dtype=torch.float32).eval()
 
-    def plain():
-        out = []
-        for i in range(0, len(qs), 32):
-            enc = tok(qs[i:i + 32], ctxs[i:i + 32], truncation="only_second", max_length=384, padding=True,
-                      return_tensors="pt")
-            with torch.inference_mode():
-                o = hf(**enc)
-            out.append(o.start_logits.shape)
-        return out
+    def plain(bs):
+        def run():
+            out = []
+            for i in range(0, len(qs), bs):
+                enc = tok(qs[i:i + bs], ctxs[i:i + bs], truncation="only_second", max_length=384, padding=True,
+                          return_tensors="pt")
+                with torch.inference_mode():
+                    o = hf(**enc)
+                out.append(o.start_logits.shape)
+            return out
+        return run
 
-    variants = {"transformers-fp32 (baseline)": plain}
+    variants = {"transformers-fp32 (baseline)": plain(32), f"transformers-fp32, batch {READER_BATCH}": plain(READER_BATCH)}
     for e in engines:
         r = SpanReader(ReaderConfig(engine=EngineConfig(kind=e, threads=args.threads)))
         r.warm_up()

@@ -139,6 +139,13 @@ class RetrievalConfig:
 #: Inference engines (qa.engine): "auto" measures the others on this machine.
 ENGINE_KINDS: tuple[str, ...] = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
+# Rows per model call. Smaller batches cost less CPU per row on the 2-core machines measured (activations
+# stay in cache): on an AVX512-BF16 EPYC the reader read 64 SQuAD questions in 1.7 CPU s at 8 windows a
+# call vs 2.65 at 32 (bf16; fp32 3.3 vs 5.4), the embedder 128 chunks in 1.4-1.7 s at 16 vs 2.1 at 64
+# (docs/engine.md). Below these, gains were within noise and per-call overhead grows.
+EMBED_BATCH = 16
+READER_BATCH = 8
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -151,14 +158,14 @@ class EngineConfig:
     (0: the library default). The ``QA_ENGINE`` environment variable overrides
     ``kind``; exported graphs are cached in ``cache_dir``. ``probe_embedder`` /
     ``probe_reader``: the (rows, tokens) batch auto times, shaped like one real
-    call (64 chunks of ~100 words; 32 question+passage windows)."""
+    call (``EMBED_BATCH`` chunks of ~100 words; ``READER_BATCH`` question+passage windows)."""
 
     kind: str = "auto"
     int8: tuple[str, ...] = ()
     min_speedup: float = 1.1
     threads: int = 0
-    probe_embedder: tuple[int, int] = (64, 128)
-    probe_reader: tuple[int, int] = (32, 192)
+    probe_embedder: tuple[int, int] = (EMBED_BATCH, 128)
+    probe_reader: tuple[int, int] = (READER_BATCH, 192)
     cache_dir: Path = field(default_factory=lambda: _env_path("QA_ENGINE_CACHE", Path("~/.cache/qa/engines")))
 
     def __post_init__(self) -> None:
@@ -187,7 +194,7 @@ class ReaderConfig:
     stride: int = 128
     max_answer_tokens: int = 30
     n_best: int = 20
-    batch_size: int = 32
+    batch_size: int = READER_BATCH
     min_score: float | None = None
     bf16: bool = True
     engine: EngineConfig = field(default_factory=EngineConfig)  # QA passes Settings.engine here
@@ -300,7 +307,7 @@ class Settings:
     pages: PagesConfig = field(default_factory=PagesConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
-    embed_batch_size: int = 64
+    embed_batch_size: int = EMBED_BATCH
     bf16: bool = True  # bf16 autocast allowed for both models, where the CPU has it (AMX / AVX512-BF16)
     engine: EngineConfig = field(default_factory=EngineConfig)  # both models (qa.engine)
     max_question_chars: int = 1000  # longer questions are a QuestionError (a limit like those in LimitsConfig)

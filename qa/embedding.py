@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from qa._files import sha256_file
-from qa.config import EngineConfig
+from qa.config import EMBED_BATCH, EngineConfig
 from qa.engine import INPUTS, ModelSpec, load_runner
 from qa.errors import ModelError
 from qa.priority import Foreground
@@ -90,7 +90,7 @@ def _max_seq_length(model_dir: Path) -> int:
 class Embedder:
     """Normalised sentence embeddings; loads the model on first use."""
 
-    def __init__(self, model_dir: Path | None = None, batch_size: int = 64, bf16: bool = True,
+    def __init__(self, model_dir: Path | None = None, batch_size: int = EMBED_BATCH, bf16: bool = True,
                  engine: EngineConfig | None = None, foreground: Foreground | None = None,
                  busy_batch_size: int = 8) -> None:
         self.model_dir = Path(model_dir) if model_dir else packaged_minilm_path()

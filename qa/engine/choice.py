@@ -52,9 +52,10 @@ def candidates(config: EngineConfig, role: str, bf16: bool = True) -> list[str]:
 
 def _probe_feeds(role: str, config: EngineConfig) -> dict[str, np.ndarray]:
     """A fixed batch shaped like real work (``EngineConfig.probe_embedder`` / ``probe_reader``): as many
-    rows as one real model call takes. With 8 rows the probe had the reader 1.53x cheaper on ONNX,
-    while on real SQuAD windows read 32 at a time it was 1.02x (docs/engine.md): a small batch
-    overstates an engine whose gain is per-call overhead."""
+    rows as one real model call takes (``qa.config.READER_BATCH`` / ``EMBED_BATCH``). When the reader
+    read 32 windows a call, an 8-row probe had it 1.53x cheaper on ONNX against 1.02x on real SQuAD
+    windows (docs/engine.md): a probe of another shape than the real calls misjudges engines whose
+    gain is per-call overhead."""
     batch, length = config.probe_embedder if role == "embedder" else config.probe_reader
     rng = np.random.default_rng(0)
     ids = rng.integers(1000, 29000, size=(batch, length), dtype=np.int64)
