@@ -232,12 +232,17 @@ class Answerer:
         ``qa calibrate`` stored with the index, else the reader's calibrated one
         (chosen on validation articles). ``QA.threshold``, the CLI, the app and
         evaluation all ask this."""
+        return self.operating_point(min_score)[0]
+
+    def operating_point(self, min_score: float | None = None) -> tuple[float, str]:
+        """``effective_threshold`` and where it came from (``qa info`` says it: a
+        threshold a user did not expect is the first thing to check)."""
         t = check_min_score(min_score)
         if t is not None:
-            return t
+            return t, "this call's min_score"
         t = getattr(self.reader.config, "min_score", None)
         if t is not None:
-            return float(t)
+            return float(t), "settings: reader.min_score"
         record = load_threshold(self.settings.index_dir)
         if record is not None:
             fp = record.get("reader_fingerprint")
@@ -246,8 +251,8 @@ class Answerer:
                 self._warned.add(fp)
                 log.warning("the threshold in %s was chosen with another reader's calibration; "
                             "run `qa calibrate` again", self.settings.index_dir)
-            return float(record["threshold"])
-        return float(self.reader.threshold)
+            return float(record["threshold"]), "`qa calibrate`, stored with the index"
+        return float(self.reader.threshold), "the reader's calibration (chosen on validation articles)"
 
     def read(self, questions: Sequence[str], top_k: int | None = None,
              mode: str | None = None) -> tuple[list[list[Passage]], list[ReadResult]]:

@@ -1,4 +1,5 @@
-"""Command line: ``qa index``, ``qa ask``, ``qa calibrate``, ``qa docs``, ``qa remove``, ``qa eval``.
+"""Command line: ``qa index``, ``qa ask``, ``qa calibrate``, ``qa docs``, ``qa info``, ``qa show``,
+``qa remove``, ``qa eval``.
 
 Every failure on bad input is one line on stderr and a non-zero exit status.
 """
@@ -97,6 +98,30 @@ def cmd_docs(args: argparse.Namespace) -> int:
     for doc, n in qa.documents():
         date = doc.meta.get("date", "")
         print(f"{one_field(doc.id)}\t{n} chunks\t{one_field(date)}\t{one_field(doc.title)}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """What runs here: the index, the models and their engines, the CPU, the threshold."""
+    info = _qa(args, corpus=True).info()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    ix, cpu, t = info["index"], info["cpu"], info["threshold"]
+    print(f"index      {ix['dir']}: {ix['documents']} documents, {ix['chunks']} chunks "
+          f"({ix['vector_index'].get('name', '?')} + {ix['lexical_index']})")
+    for role in ("embedder", "reader"):
+        m = info[role]
+        name = m.get("name") or m.get("path") or "?"
+        engine = (m.get("engine") or {}).get("engine", "?")
+        line = f"{role:<10} {name} (sha256 {str(m.get('sha256') or '?')[:12]}) on {engine}"
+        if m.get("auto_measured_cpu_s"):
+            line += " (auto measured CPU s: " + ", ".join(f"{k} {v:.3f}" for k, v in m["auto_measured_cpu_s"].items()) + ")"
+        print(line)
+    print(f"engine     {info['engine_setting']} (QA_ENGINE overrides)")
+    print(f"cpu        {cpu['model']}, {cpu['cores']} logical cores, flags {', '.join(cpu['flags']) or 'none of note'}; "
+          f"native bf16 {'yes' if cpu['native_bf16'] else 'no'}")
+    print(f"threshold  {t['value']:.3f}, from {t['from']}")
     return 0
 
 
@@ -256,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = with_index(sub.add_parser("docs", help="list indexed documents"))
     s.set_defaults(func=cmd_docs)
+
+    s = with_index(sub.add_parser("info", help="what runs here: index, models and their engines, CPU, threshold"))
+    s.add_argument("--json", action="store_true", help="print it as JSON")
+    s.set_defaults(func=cmd_info)
 
     s = with_index(sub.add_parser("show", help="print a document's stored (extracted) text, or draw a PDF page"))
     s.add_argument("doc_id")

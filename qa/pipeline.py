@@ -124,6 +124,44 @@ class QA:
         self.embedder.warm_up()
         self.reader.warm_up()
 
+    def info(self) -> dict[str, Any]:
+        """What this ``QA`` runs on, in one place (``qa info``): the index, both
+        models with the engine each runs on and ``auto``'s measurement behind it,
+        the CPU, and the operating threshold with where it came from. Loads both
+        models: which engine runs is only known once they are loaded."""
+        import os
+
+        from qa.engine import cpu_has_bf16, cpu_info, file_sha256, measured_choices
+
+        store = self.store
+        m = store.manifest
+        self.warm_up()
+        engine = self.settings.engine
+        threshold, source = self.answerer.operating_point()
+
+        def model(role: str, ident: dict[str, Any], engine_id: Any, weights: str | None) -> dict[str, Any]:
+            measured = next((r for r in measured_choices(engine, weights) if r.get("role") == role), None) \
+                if weights else None
+            return {**ident, "engine": engine_id,
+                    "auto_measured_cpu_s": measured.get("cpu_seconds") if measured else None}
+
+        reader_path = getattr(getattr(self.reader, "config", None), "path", None)
+        weights = Path(reader_path) / "model.safetensors" if reader_path else None
+        reader_sha = file_sha256(weights) if weights is not None and weights.exists() else None
+        return {
+            "index": {"dir": str(self.settings.index_dir), "documents": len(store.documents), "chunks": len(store),
+                      "vector_index": m.vector_index, "lexical_index": m.lexical_index,
+                      "embeddings_from": m.engines, "corpus_dir": str(self.settings.corpus_dir or "") or None},
+            "embedder": model("embedder", dict(getattr(self.embedder, "model_id", {})),
+                              getattr(self.embedder, "engine_id", None),
+                              getattr(self.embedder, "model_id", {}).get("sha256")),
+            "reader": model("reader", {"path": str(reader_path) if reader_path else None, "sha256": reader_sha},
+                            getattr(self.reader, "engine_id", None), reader_sha),
+            "engine_setting": os.environ.get("QA_ENGINE") or engine.kind,
+            "cpu": {**cpu_info(), "native_bf16": cpu_has_bf16()},
+            "threshold": {"value": threshold, "from": source},
+        }
+
     # --- asking ----------------------------------------------------------------
 
     def ask(self, question: str, history: History | None = None, top_k: int | None = None,

@@ -284,3 +284,21 @@ def test_show_prints_the_stored_text(run, indexed):
     assert rc == 0, err
     assert out == TINY_DOCS["beta.md"] + "\n"
     assert_one_error_line(*run("show", "nope.txt", "--index", indexed), "not in the index: nope.txt")
+
+
+def test_info_says_what_runs_and_where_the_threshold_comes_from(run, indexed):
+    from qa.store.threshold import save_threshold
+
+    store = IndexStore.load(indexed)
+    rc, out, err = run("info", "--index", indexed, "--json")
+    assert rc == 0 and err == ""
+    info = json.loads(out)
+    assert info["index"]["documents"] == 3 and info["index"]["chunks"] == len(store)
+    assert info["embedder"]["name"] == "fake/hashing-embedder"
+    assert info["threshold"] == {"value": 0.5, "from": "the reader's calibration (chosen on validation articles)"}
+    assert isinstance(info["cpu"]["native_bf16"], bool) and info["cpu"]["cores"] >= 1
+    save_threshold(indexed, {"threshold": 0.3})
+    rc, out, err = run("info", "--index", indexed)
+    assert rc == 0 and err == ""
+    assert "threshold  0.300, from `qa calibrate`, stored with the index" in out
+    assert f"3 documents, {len(store)} chunks" in out

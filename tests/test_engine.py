@@ -154,6 +154,10 @@ def test_auto_measures_once_per_machine_and_caches_the_choice(tiny_bert, tmp_pat
     monkeypatch.setenv("QA_ENGINE", "torch")  # the override wins over the measured choice
     assert load_runner(spec, cfg, bf16=False, measure=fake_measure).name == "torch"
     assert measured == [["torch", "onnx"]]
+    # the measurement is kept with the weights it was made for (``qa info`` shows it beside the engine)
+    (rec,) = engine.measured_choices(cfg, "12" * 32)
+    assert rec["cpu_seconds"] == {"torch": 1.0, "onnx": 0.5} and rec["role"] == "reader"
+    assert engine.measured_choices(cfg, "34" * 32) == []
 
 
 def test_the_probe_is_shaped_like_a_real_call_and_its_shape_is_part_of_the_choice(tiny_bert, tmp_path):

@@ -22,7 +22,7 @@ cached choice).
 
 from __future__ import annotations
 
-from qa.engine.choice import candidates, choose, cpu_seconds, load_runner, measure, pick
+from qa.engine.choice import candidates, choose, cpu_seconds, load_runner, measure, measured_choices, pick
 from qa.engine.cpu import bf16_autocast, cpu_has_bf16, cpu_info
 from qa.engine.export import ensure_onnx, onnx_path
 from qa.engine.models import INPUTS, EngineError, ModelSpec, file_sha256, wrap_reader_model
@@ -31,5 +31,6 @@ from qa.engine.runners import OrtRunner, Runner, TorchRunner
 __all__ = [
     "INPUTS", "EngineError", "ModelSpec", "OrtRunner", "Runner", "TorchRunner", "bf16_autocast", "candidates",
     "choose", "cpu_has_bf16", "cpu_info", "cpu_seconds", "ensure_onnx", "file_sha256", "load_runner", "measure",
+    "measured_choices",
     "onnx_path", "pick", "wrap_reader_model",
 ]

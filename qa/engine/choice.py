@@ -182,6 +182,7 @@ def choose(spec: ModelSpec, config: EngineConfig, build: Callable[[str], Runner]
                 times = measure(spec, config, names, build)
                 engine = pick(times, config.min_speedup)
                 choices[key] = {"engine": engine, "cpu_seconds": times, "role": spec.role,
+                                "weights": spec.weights_sha256, "candidates": list(names),
                                 "cpu": cpu_info()["model"], "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
                 atomic_write_json(cache, choices)
         except OSError as e:  # a read-only home: measure every time rather than fail
@@ -189,6 +190,15 @@ def choose(spec: ModelSpec, config: EngineConfig, build: Callable[[str], Runner]
             engine = pick(measure(spec, config, names, build), config.min_speedup)
         log.info("%s engine: %s", spec.role, engine)
         return engine
+
+
+def measured_choices(config: EngineConfig, weights_sha256: str) -> list[dict[str, Any]]:
+    """``auto``'s recorded measurements for these weights on this CPU, newest first
+    (what ``qa info`` shows next to the engine that runs)."""
+    cpu = cpu_info()["model"]
+    records = _read_choices(Path(config.cache_dir).expanduser() / "choices.json").values()
+    mine = [r for r in records if isinstance(r, dict) and r.get("weights") == weights_sha256 and r.get("cpu") == cpu]
+    return sorted(mine, key=lambda r: str(r.get("measured", "")), reverse=True)
 
 
 def _read_choices(path: Path) -> dict[str, Any]:
