@@ -108,7 +108,7 @@ def test_run_arguments_match_the_long_schedule():
 
     args = reader_runs.train_args(Path("/r"), Path("/d"))
     pairs = dict(zip(args[::2], args[1::2]))
-    assert pairs["--epochs"] == "3" and pairs["--lr"] == "3e-5" and pairs["--seed"] == "13"
+    assert float(pairs["--epochs"]) == 3 and float(pairs["--lr"]) == 3e-5 and pairs["--seed"] == "13"
     assert pairs["--warmup"] == "0.02" and pairs["--out"] == "/r/full" and pairs["--init"] == "qa/models/reader"
 
 
@@ -177,7 +177,10 @@ def test_a_run_restarted_from_newer_shipped_weights_goes_on_the_curve_after_them
     reader_curve.save_curve(curve, curve_path)
     assert reader_runs.run_origin(runs) == ("r3", reader_runs.ORIGIN_WINDOWS)  # the run begun on December 3
     # the machine did not come back: a fresh run starts at the shipped reader, under a name of its own
-    assert reader_runs.record_origin(runs, curve_path) == ("r3-2", 126_976)
+    other_recipe = tmp_path / "shipped"
+    other_recipe.mkdir()
+    (other_recipe / "training.json").write_text(json.dumps({**reader_runs.RECIPE, "lr": 1e-4, "step": 2275}))
+    assert reader_runs.record_origin(runs, curve_path, shipped_dir=other_recipe) == ("r3-2", 126_976)
     assert reader_runs.run_origin(runs) == ("r3-2", 126_976)
     (runs / "full" / "val.jsonl").write_text('{"step": 75, "f1": 76.0}\n')
     curve = reader_curve.load_curve(curve_path)
@@ -214,3 +217,36 @@ def test_the_background_run_yields_the_cpu_to_questions(tmp_path, monkeypatch):
         assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "19"
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+def test_a_restart_from_this_recipes_weights_goes_on_with_their_schedule(tmp_path):
+    """Shipped weights that are this recipe's own at step 2275: the fresh run starts at that step
+    (learning rate and data order go on) instead of a new schedule on top of them, and its points
+    still land after the shipped point on the curve."""
+    runs, curve_path = tmp_path / "runs", tmp_path / "curve.json"
+    curve = _curve()
+    reader_curve.add_point(curve, CurvePoint("r3 step 2275", 126_976, 75.7, 732, run="r3"))
+    curve["shipped"] = "r3 step 2275"
+    reader_curve.save_curve(curve, curve_path)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "training.json").write_text(json.dumps({**reader_runs.RECIPE, "step": 2275, "windows": 72_800}))
+    assert reader_runs.shipped_step(shipped) == 2275
+    name, origin = reader_runs.record_origin(runs, curve_path, shipped_dir=shipped)
+    assert name == "r3-2" and origin + 2275 * 32 == 126_976  # step 2275 of the new run is the shipped point
+    args = reader_runs.train_args(runs, tmp_path)
+    assert args[args.index("--start-step") + 1] == "2275"
+    assert args[args.index("--lr") + 1] == "3e-05" and args[args.index("--epochs") + 1] == "3.0"
+    # another recipe's weights (or none recorded): the schedule starts at 0
+    (shipped / "training.json").write_text(json.dumps({**reader_runs.RECIPE, "seed": 42, "step": 2275}))
+    assert reader_runs.shipped_step(shipped) == 0
+    (runs / "full" / "origin.json").unlink()
+    assert "--start-step" not in reader_runs.train_args(runs, tmp_path)
+
+
+def test_restart_warmup_climbs_back_to_the_schedule():
+    from qa.training.train_reader import restart_warmup
+
+    assert restart_warmup(2275, 2275, 216) == pytest.approx(1 / 216)
+    assert restart_warmup(2275 + 107, 2275, 216) == pytest.approx(0.5)
+    assert restart_warmup(2275 + 215, 2275, 216) == 1.0 and restart_warmup(9000, 2275, 216) == 1.0

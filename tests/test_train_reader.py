@@ -138,3 +138,26 @@ def test_a_tiny_real_run_under_a_time_budget_validates_and_exports(tmp_path):
 
     with safe_open(str(tmp_path / "export" / "model.safetensors"), "pt") as f:
         assert str(f.get_tensor(next(iter(f.keys()))).dtype) == "torch.float16"
+
+
+@pytest.mark.slow
+def test_a_fresh_run_can_start_where_its_init_weights_left_the_schedule(tmp_path):
+    """--start-step: the schedule (learning rate, data order) goes on from that step, with a warm-up for the
+    new optimizer, rather than starting again on top of weights that have already been through it."""
+    import json
+
+    from qa.config import SHIPPED_READER
+    from qa.training import train_reader
+
+    data = _tiny_squad(tmp_path / "squad")
+    rc = train_reader.main(["--mix", "full", "--data", str(data), "--init", str(SHIPPED_READER),
+                            "--out", str(tmp_path / "run"), "--epochs", "4", "--batch-size", "2", "--lr", "1e-5",
+                            "--warmup", "0.5", "--start-step", "3", "--save-every", "0", "--eval-every", "0",
+                            "--eval-questions", "0", "--threads", "1"])
+    assert rc == 0
+    log = (tmp_path / "run" / "train.log").read_text()
+    total = int(re.search(r"continuing the schedule at step 3/(\d+)", log).group(1))
+    assert total > 3
+    (val,) = [json.loads(x) for x in (tmp_path / "run" / "val.jsonl").read_text().splitlines()]
+    assert val["step"] == total  # it went on from step 3 to the schedule's end
+    assert f"done: {total} steps" in log

@@ -22,6 +22,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="train on the first N examples (smoke test)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--init", type=Path, help="start from this exported reader instead of the base encoder")
+    p.add_argument("--start-step", type=int, default=0,
+                   help="a fresh run starts at this step of its schedule: the --init weights were trained to it by "
+                        "the same recipe, so their learning rate and data order go on instead of starting again "
+                        "(the new optimizer gets a warm-up of its own)")
     p.add_argument("--unanswerable-repeat", type=int, default=1, help="times each unanswerable question is seen")
     p.add_argument("--negatives", type=float, default=0.0,
                    help="share of answerable questions also paired with an answer-free paragraph of their article")
@@ -268,6 +273,23 @@ def main(argv: list[str] | None = None) -> int:
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
         log.info("resumed at step %d/%d", step, total_steps)
+    elif args.start_step:
+        step = min(args.start_step, total_steps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "scheduler stepped before the optimizer": on purpose here
+            for _ in range(step):
+                sched.step()
+        log.info("continuing the schedule at step %d/%d (where the --init weights left it)", step, total_steps)
+
+    def rewarm() -> None:
+        """Adam's moments start empty after --start-step: the learning rate climbs back to the schedule's
+        over as many steps as the schedule's own warm-up, instead of jolting the trained weights."""
+        if args.start_step and 0 <= step - args.start_step < warm:
+            factor = restart_warmup(step, args.start_step, warm)
+            for group, lr in zip(opt.param_groups, sched.get_last_lr()):
+                group["lr"] = lr * factor
+
+    rewarm()
 
     def save() -> None:
         # The data order is a function of (seed, epoch), so the step is all that
@@ -317,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
+            rewarm()
             seen += len(b)
             loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
             if schedule is not None and step - step0 >= 10:
@@ -324,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             if step % 10 == 0:
                 el = time.time() - t0
                 log.info("step %d/%d epoch %.2f loss %.3f lr %.2e %.1f windows/s eta %.0f min",
-                         step, total_steps, step / steps_per_epoch, loss_avg, sched.get_last_lr()[0],
+                         step, total_steps, step / steps_per_epoch, loss_avg, opt.param_groups[0]["lr"],
                          seen / el, (total_steps - step) * (el / max(1, seen)) * args.batch_size / 60)
             if args.save_every and step % args.save_every == 0:
                 save()
@@ -372,6 +395,11 @@ def export(model, tokenizer, target: Path, hparams: dict, n_examples: int, n_una
         os.replace(tmp, target)
     log.info("exported to %s", target)
 
+
+
+def restart_warmup(step: int, start_step: int, warm: int) -> float:
+    """The factor on the schedule's learning rate ``step - start_step`` steps after a --start-step restart."""
+    return min(1.0, (step - start_step + 1) / max(1, warm))
 
 
 class LinearSchedule:
