@@ -92,6 +92,8 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=squad.SQUAD_DIR)
     p.add_argument("--model", type=Path, default=Path("qa/models/reader"))
     p.add_argument("--c", type=float, default=0.01, help="inverse L2 strength of the probes")
+    p.add_argument("--no-probes", action="store_true",
+                   help="only the reader's own evidence on validation (to compare weights; seconds, not minutes)")
     args = p.parse_args()
 
     train = two_point_o(args.data, exclude=squad.HELD_OUT_ARTICLES | squad.VALIDATION_ARTICLES)
@@ -102,6 +104,10 @@ def main() -> None:
           f"validation: {len(val)} ({yv.sum()} unanswerable)")
     t0 = time.perf_counter()
     xv = reader_features(args.model, val)
+    if args.no_probes:
+        print(f"{args.model}: reader's null - best span, validation AUC for unanswerable "
+              f"{roc_auc_score(yv, -xv[:, 1]):.3f}")
+        return
     xt = reader_features(args.model, train)
     print(f"read {len(val) + len(train)} questions in {time.perf_counter() - t0:.0f} s")
     h = (xt.shape[1] - 2) // 4

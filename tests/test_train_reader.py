@@ -12,7 +12,7 @@ from transformers import AutoTokenizer
 from qa.training.calibration_fit import sweep
 from qa.embedding import packaged_minilm_path
 from qa.evaluation.squad import SquadExample
-from qa.training.train_reader import featurize, rebalance
+from qa.training.train_reader import featurize, rebalance, without_answer
 
 PARAS = [
     "Ada Lovelace wrote the first program for the Analytical Engine.",
@@ -50,6 +50,32 @@ def test_rebalance_is_deterministic_and_keeps_a_share():
     b = rebalance(_examples(), 1, 0.0, answerable_fraction=2 / 3, seed=7)
     assert [e.id for e in a] == [e.id for e in b]
     assert sum(not e.is_impossible for e in a) == 2 and sum(e.is_impossible for e in a) == 1
+
+
+def test_without_answer_drops_the_answers_sentence_and_keeps_the_rest():
+    context = ("General Popov commanded the 58th Army. He was dismissed in July. "
+               "Colonel Ivanov replaced him. The army is based near Berdyansk.")
+    e = SquadExample("q", "Army", context, "Who replaced Popov?", ("Colonel Ivanov",), (context.index("Colonel"),))
+    d = without_answer(e)
+    assert d is not None and d.is_impossible and d.id == "q-del" and d.question == e.question
+    assert d.context == ("General Popov commanded the 58th Army. He was dismissed in July. "
+                         "The army is based near Berdyansk.")
+    # An answer whose text also occurs in another sentence cannot be taken out: no example.
+    twice = SquadExample("t", "Army", "Ivanov came. Ivanov left.", "Who came?", ("Ivanov",), (0,))
+    assert without_answer(twice) is None
+    # Nothing left once the answer's sentence goes: no example.
+    alone = SquadExample("o", "Army", "Ivanov replaced him.", "Who replaced him?", ("Ivanov",), (0,))
+    assert without_answer(alone) is None
+
+
+def test_rebalance_adds_deletions_as_unanswerable():
+    # One-sentence paragraphs: nothing would be left, so no deletions are made.
+    out = rebalance(_examples(), 1, 0.0, answerable_fraction=1.0, seed=0, deletions=1.0)
+    assert not any(e.id.endswith("-del") for e in out) and len(out) == 4
+    longer = [SquadExample("x", "T", "Ada wrote. Bob read. Cy slept.", "Who read?", ("Bob",), (11,))]
+    out = rebalance(longer, 1, 0.0, answerable_fraction=1.0, seed=0, deletions=1.0)
+    assert [(e.id, e.context, e.is_impossible) for e in out if e.id.endswith("-del")] == [
+        ("x-del", "Ada wrote. Cy slept.", True)]
 
 
 def test_featurize_labels_answer_tokens_and_null():

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.chunking import split_sentences
 from qa.evaluation import squad
 
 log = logging.getLogger("qa.training.train_reader")
@@ -61,8 +62,31 @@ def training_examples(data_dir: Path, mix: str = "prefix") -> list[squad.SquadEx
     return squad.dedupe(exs)
 
 
+def without_answer(e: squad.SquadExample) -> squad.SquadExample | None:
+    """The question over its own paragraph with every sentence that holds a gold
+    answer taken out, labelled unanswerable; None when nothing would be left or
+    an answer's text still occurs in what is left.
+
+    This is the unanswerable question users ask most ("Who replaced Popov?" of
+    an article that names Popov but never his successor): the paragraph is
+    about the question's people and topic, only the fact is missing. SQuAD 2.0's
+    unanswerable questions are of this kind, but only ~1,600 are available for
+    training; this makes one from every answerable question."""
+    starts = e.answer_starts or tuple(e.context.find(a) for a in e.answers)
+    spans = [(st, st + len(a)) for a, st in zip(e.answers, starts) if st >= 0]
+    if not spans:
+        return None
+    kept = [(s0, s1) for s0, s1 in split_sentences(e.context)
+            if not any(s0 < a1 and a0 < s1 for a0, a1 in spans)]
+    context = " ".join(e.context[s0:s1] for s0, s1 in kept)
+    low = context.lower()
+    if not kept or any(a.lower() in low for a in e.answers):
+        return None
+    return squad.SquadExample(e.id + "-del", e.title, context, e.question, ())
+
+
 def rebalance(examples: list[squad.SquadExample], unanswerable_repeat: int, negatives: float,
-              answerable_fraction: float, seed: int) -> list[squad.SquadExample]:
+              answerable_fraction: float, seed: int, deletions: float = 0.0) -> list[squad.SquadExample]:
     """Shift the mix towards "no answer" for a second training stage.
 
     The available data is only ~12% unanswerable, and the unanswerable case the
@@ -70,7 +94,9 @@ def rebalance(examples: list[squad.SquadExample], unanswerable_repeat: int, nega
     hold the answer) is missing entirely. So: repeat the unanswerable questions,
     and pair a share of the answerable ones with another paragraph of the same
     article that contains none of their answers, labelled unanswerable (the
-    hard negatives of open-domain reader training).
+    hard negatives of open-domain reader training); and a ``deletions`` share
+    of them over their own paragraph without the answer's sentence
+    (``without_answer``).
     """
     rng = random.Random(seed)
     answerable = [e for e in examples if not e.is_impossible]
@@ -87,6 +113,10 @@ def rebalance(examples: list[squad.SquadExample], unanswerable_repeat: int, nega
                   if c != e.context and not any(a.lower() in c.lower() for a in e.answers)]
         if others:
             negs.append(squad.SquadExample(e.id + "-neg", e.title, rng.choice(others), e.question, ()))
+    for e in rng.sample(answerable, round(len(answerable) * deletions)):
+        d = without_answer(e)
+        if d is not None:
+            negs.append(d)
     out = keep + unanswerable * unanswerable_repeat + negs
     rng.shuffle(out)
     return out
@@ -183,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unanswerable-repeat", type=int, default=1, help="times each unanswerable question is seen")
     p.add_argument("--negatives", type=float, default=0.0,
                    help="share of answerable questions also paired with an answer-free paragraph of their article")
+    p.add_argument("--deletions", type=float, default=0.0,
+                   help="share of answerable questions also seen over their paragraph without the answer's "
+                        "sentence, labelled unanswerable")
     p.add_argument("--answerable-fraction", type=float, default=1.0, help="share of answerable questions kept")
     p.add_argument("--mix", choices=sorted(DATA_MIXES), default="prefix", help="which training files")
     p.add_argument("--eval-every", type=int, default=200,
@@ -233,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     examples = training_examples(args.data, args.mix)
     if args.limit:
         examples = examples[: args.limit]
-    if args.unanswerable_repeat != 1 or args.negatives or args.answerable_fraction != 1.0:
-        examples = rebalance(examples, args.unanswerable_repeat, args.negatives, args.answerable_fraction, args.seed)
+    if args.unanswerable_repeat != 1 or args.negatives or args.deletions or args.answerable_fraction != 1.0:
+        examples = rebalance(examples, args.unanswerable_repeat, args.negatives, args.answerable_fraction, args.seed,
+                             args.deletions)
     n_unans = sum(e.is_impossible for e in examples)
     feats = featurize(examples, tokenizer, args.max_length, args.stride)
     lengths = np.asarray([len(f[0]) for f in feats])
