@@ -195,13 +195,17 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def quiet_model_loading() -> None:
+def quiet_model_loading(level: int = logging.WARNING) -> None:
     """No weight-loading progress bars or hub chatter on a command line meant to
-    print one answer (an application's choice, so it is made here, not in the library)."""
+    print one answer (an application's choice, so it is made here, not in the library).
+    bm25s sets its own logger to DEBUG when imported (later, lazily), which printed
+    "Building index from tokens" on stderr at every write: a filter, which its
+    import does not reset, holds it to the command line's ``level``."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    logging.getLogger("bm25s").addFilter(lambda record: record.levelno >= level)
 
 
 def _silence_stdout() -> None:
@@ -326,8 +330,9 @@ def main(argv: list[str] | None = None, qa_factory: Callable[..., Any] | None = 
     if qa_factory is None:
         from qa.api import QA as qa_factory
     args.qa_factory = qa_factory
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    quiet_model_loading()
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
+    quiet_model_loading(level)
     for stream in (sys.stdout, sys.stderr):  # names holding undecodable bytes print as \x..
         try:
             stream.reconfigure(errors="backslashreplace")

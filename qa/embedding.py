@@ -176,7 +176,8 @@ class Embedder:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(texts), desc="Embedding", unit="text")
+            # off when not a terminal, as the file bar is: a log gets no \r-drawn bars
+            bar = tqdm(total=len(texts), desc="Embedding", unit="text", disable=None)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         done = 0
         while done < len(texts):

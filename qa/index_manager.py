@@ -25,7 +25,7 @@ from qa.errors import (
     IndexStaleError,
 )
 from qa.indexing import Indexer
-from qa.ingest import FileReport, load_batch, load_paths, sha256_text
+from qa.ingest import BatchResult, FileReport, load_batch, load_paths, sha256_text
 from qa.ingest.loading import empty_corpus_message
 from qa.store import IndexStore, clean_index_dir, current_name, writer_lock
 from qa.store.recovery import stored_documents
@@ -132,6 +132,7 @@ class IndexManager:
         self.max_file_bytes = max_file_bytes
         self._store: IndexStore | None = None
         self._load_lock = threading.Lock()
+        self._warned: set[str] = set()  # corpus files already reported as unreadable
 
     # --- reading ----------------------------------------------------------------
 
@@ -179,7 +180,12 @@ class IndexManager:
             if self.corpus_dir is None:
                 return None
             log.info("no index in %s: building it from %s", self.index_dir, self.corpus_dir)
-            return self._publish(self.indexer.run(load_paths([self.corpus_dir], self.max_file_bytes)))
+            batch = self._load_corpus()
+            if not batch.documents:  # nothing readable: say why
+                if batch.problems:
+                    raise batch.errors[str(batch.problems[0].path)]
+                raise EmptyCorpusError(empty_corpus_message([self.corpus_dir]))
+            return self._publish(self.indexer.run(batch.documents))
         try:
             store.check_compatible(self.indexer.expectations(), self.index_dir)
         except IndexStaleError:
@@ -196,13 +202,30 @@ class IndexManager:
                 store = self._publish(self.indexer.run(changed, previous=store, remove=gone))
         return store
 
+    def _load_corpus(self) -> BatchResult:
+        """Every readable file of the corpus folder. A file that cannot be read is
+        a warning, not an error: it used to make every question fail while the
+        index itself was fine (the index follows the folder on every open)."""
+        batch = load_batch([Path(self.corpus_dir).resolve()], self.max_file_bytes, exclude=[self.index_dir])
+        for problem in batch.problems:
+            if problem.reason not in self._warned:  # once per process, not at every reload
+                self._warned.add(problem.reason)
+                log.warning("not indexed: %s", problem.reason)
+        return batch
+
     def _corpus_changes(self, store: IndexStore) -> tuple[list[Document], tuple[str, ...]]:
+        """New or changed documents of the corpus folder, and the ids of those whose
+        file no longer loads (deleted, or now the same text as another file). A file
+        that is there but unreadable keeps its indexed version, and a folder that is
+        missing as a whole (unmounted, renamed) removes nothing."""
         corpus = Path(self.corpus_dir).resolve()
-        docs = load_paths([corpus], self.max_file_bytes)
-        changed = [d for d in docs if store.manifest.documents.get(d.id) != sha256_text(d.text)]
-        present = {d.id for d in docs}
+        batch = self._load_corpus()
+        changed = [d for d in batch.documents if store.manifest.documents.get(d.id) != sha256_text(d.text)]
+        present = {d.id for d in batch.documents}
+        unreadable = {str(Path(r.path).resolve()) for r in batch.problems}
         gone = tuple(did for did, d in store.documents.items()
-                     if did not in present and str(d.meta.get("source", "")).startswith(str(corpus) + "/"))
+                     if did not in present and str(d.meta.get("source", "")).startswith(str(corpus) + "/")
+                     and d.meta["source"] not in unreadable) if corpus.is_dir() else ()
         return changed, gone
 
     # --- writing ----------------------------------------------------------------
@@ -288,19 +311,21 @@ class IndexManager:
         def make(base: IndexStore | None) -> IndexStore | None:
             have = dict(base.manifest.documents) if base is not None else {}
             bar = _progress_bar(progress)
-            batch = load_batch(paths, self.max_file_bytes, existing=have,
+            batch = load_batch(paths, self.max_file_bytes, existing=have, exclude=[self.index_dir],
                                progress=(lambda done, total, path: bar(done, total)) if bar else None)
             if base is None and not batch.documents:
                 if batch.problems:  # nothing indexed yet and nothing readable: say why
                     raise batch.errors[str(batch.problems[0].path)]
                 raise EmptyCorpusError(empty_corpus_message(paths))
-            changed = [d for d in batch.documents if have.get(d.id) != sha256_text(d.text)]
+            docs = _keep_ids(batch.documents, base)
+            changed = [d for d in docs if have.get(d.id) != sha256_text(d.text)]
             gone = [did for did, d in (base.documents.items() if base is not None else ())
                     if str(d.meta.get("source", "")).startswith(tuple(folders))
                     and not Path(d.meta["source"]).exists()] if folders else []
+            gone += [did for did in _repeating(batch, base) if did not in gone]
             report.update(added=[d.id for d in changed if d.id not in have],
                           updated=[d.id for d in changed if d.id in have],
-                          unchanged=[d.id for d in batch.documents if have.get(d.id) == sha256_text(d.text)],
+                          unchanged=[d.id for d in docs if have.get(d.id) == sha256_text(d.text)],
                           removed=gone, problems=batch.problems, skipped=batch.skipped)
             if not changed and not gone:
                 return None
@@ -313,7 +338,8 @@ class IndexManager:
 
     def add_paths(self, paths: Iterable[str | Path], progress: bool = False) -> IndexStore:
         """Load files/folders (all validated before anything is indexed) and add them."""
-        return self.add_documents(load_paths(as_paths(paths), self.max_file_bytes), progress=progress)
+        return self.add_documents(load_paths(as_paths(paths), self.max_file_bytes, exclude=[self.index_dir]),
+                                  progress=progress)
 
     def remove_documents(self, doc_ids: Iterable[str]) -> IndexStore:
         ids = tuple(as_ids(doc_ids))
@@ -341,7 +367,7 @@ class IndexManager:
                                     "to rebuild from the texts the index stores)")
         with writer_lock(self.index_dir):
             if paths:
-                docs = load_paths(paths, self.max_file_bytes)
+                docs = load_paths(paths, self.max_file_bytes, exclude=[self.index_dir])
             else:
                 stored = stored_documents(self.index_dir)
                 if stored.damaged:
@@ -372,6 +398,50 @@ class IndexManager:
 
         self._update(make)
         return bool(built)
+
+
+def _ids_by_source(store: IndexStore) -> dict[str, str]:
+    """The indexed id of each source file (the first, were there several)."""
+    out: dict[str, str] = {}
+    for did, d in store.documents.items():
+        if d.meta.get("source"):
+            out.setdefault(str(d.meta["source"]), did)
+    return out
+
+
+def _keep_ids(docs: list[Document], base: IndexStore | None) -> list[Document]:
+    """A file indexed before under another id keeps that id, so its new text
+    replaces the old one instead of joining it: ids depend on how the file was
+    named (``qa index docs/`` gives ``sub/z.txt``, ``qa index docs/sub/z.txt``
+    gives ``z.txt``), and both used to stay indexed, the old text still answering."""
+    if base is None:
+        return docs
+    by_source = _ids_by_source(base)
+    ids = {d.id for d in docs}
+    out = []
+    for d in docs:
+        source = str(d.meta.get("source", ""))
+        mine = base.documents.get(d.id)
+        old = by_source.get(source)
+        if (old is not None and old != d.id and old not in ids
+                and not (mine is not None and str(mine.meta.get("source", "")) == source)):
+            d = replace(d, id=old)
+        out.append(d)
+    return out
+
+
+def _repeating(batch: BatchResult, base: IndexStore | None) -> list[str]:
+    """Indexed ids whose file now holds the same text as another document: the
+    file is skipped as a duplicate, and its old text, in no file any more, goes."""
+    if base is None or not batch.duplicates:
+        return []
+    by_source = _ids_by_source(base)
+    out = []
+    for path, repeats in batch.duplicates.items():
+        old = by_source.get(str(Path(path).resolve()))
+        if old is not None and old != repeats:
+            out.append(old)
+    return out
 
 
 def _progress_bar(enabled: bool):

@@ -302,3 +302,76 @@ def test_info_says_what_runs_and_where_the_threshold_comes_from(run, indexed):
     assert rc == 0 and err == ""
     assert "threshold  0.300, from `qa calibrate`, stored with the index" in out
     assert f"3 documents, {len(store)} chunks" in out
+
+
+def test_a_file_reindexed_by_another_path_replaces_its_old_version(run, corpus, idx):
+    # `qa index docs/` names it sub/z.txt; `qa index docs/sub/z.txt` names it z.txt. Both
+    # used to stay indexed, the old text answering beside the new one.
+    (corpus / "sub").mkdir()
+    (corpus / "sub" / "z.txt").write_text("Zeta Quarry cuts granite.", encoding="utf-8")
+    assert run("index", corpus, "--index", idx)[0] == 0
+    (corpus / "sub" / "z.txt").write_text("Zeta Quarry cuts marble.", encoding="utf-8")
+    rc, out, err = run("index", corpus / "sub" / "z.txt", "--index", idx)
+    assert rc == 0, err
+    assert out.startswith("0 added, 1 updated, 0 removed")
+    docs = IndexStore.load(idx).documents
+    assert sorted(docs) == sorted([*TINY_DOCS, "sub/z.txt"])
+    assert docs["sub/z.txt"].text == "Zeta Quarry cuts marble."
+    # and the other way round: the folder again finds the file under the id it has
+    (corpus / "sub" / "z.txt").write_text("Zeta Quarry cuts slate.", encoding="utf-8")
+    rc, out, err = run("index", corpus, "--index", idx)
+    assert rc == 0 and out.startswith("0 added, 1 updated, 0 removed, 3 unchanged"), out + err
+    assert IndexStore.load(idx).documents["sub/z.txt"].text == "Zeta Quarry cuts slate."
+
+
+def test_a_file_that_now_repeats_another_loses_its_old_text(run, corpus, idx):
+    # gamma.txt now holds alpha.txt's text: it is skipped as a duplicate, and its old
+    # text, no longer in any file, must not stay indexed (it used to, and answered).
+    assert run("index", corpus, "--index", idx)[0] == 0
+    (corpus / "gamma.txt").write_bytes((corpus / "alpha.txt").read_bytes())
+    rc, out, err = run("index", corpus, "--index", idx)
+    assert rc == 0, err
+    assert out.startswith("0 added, 0 updated, 1 removed, 2 unchanged, 1 skipped")
+    assert "gamma.txt: the same text as 'alpha.txt'" in out
+    assert sorted(IndexStore.load(idx).documents) == ["alpha.txt", "beta.md"]
+
+
+def test_the_index_folder_inside_the_indexed_folder_is_not_read(run, corpus):
+    # `qa index . --index my-index`: the index's own files used to come back as
+    # "skipped: unsupported file type" lines, and its kept PDFs could be indexed.
+    idx = corpus / "my-index"
+    assert run("index", corpus, "--index", idx)[0] == 0
+    (idx / "originals").mkdir()
+    (idx / "originals" / "kept.txt").write_text("Kept copy about Omicron.", encoding="utf-8")
+    rc, out, err = run("index", corpus, "--index", idx)
+    assert rc == 0, err
+    assert out.splitlines()[0] == "0 added, 0 updated, 0 removed, 3 unchanged, 0 skipped, 0 failed"
+    assert "skipped:" not in out
+    assert sorted(IndexStore.load(idx).documents) == sorted(TINY_DOCS)
+    rc, out, err = run("index", corpus, "--index", idx, "--rebuild")
+    assert rc == 0, err
+    assert sorted(IndexStore.load(idx).documents) == sorted(TINY_DOCS)
+
+
+@pytest.mark.parametrize("argv", [("index", "{docs}"), ("index", "--rebuild"), ("ask", "Who?"), ("docs",)])
+def test_index_that_is_a_file_says_so(run, corpus, argv):
+    # `--index notes.txt` used to say "notes.txt: File exists" or "the index pointer
+    # notes.txt/CURRENT cannot be read (Not a directory)".
+    not_a_folder = corpus / "alpha.txt"
+    before = not_a_folder.read_bytes()
+    argv = [a.format(docs=corpus) for a in argv]
+    rc, out, err = run(*argv, "--index", not_a_folder)
+    assert_one_error_line(rc, out, err, f"{not_a_folder} is a file, not an index folder")
+    assert not_a_folder.read_bytes() == before
+
+
+def test_a_successful_index_prints_nothing_on_stderr(corpus, idx):
+    # bm25s sets its own logger to DEBUG, so every `qa index` and `qa remove` printed
+    # "Building index from tokens" on stderr, where only errors belong.
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from fakes import make_fake_qa; from qa.cli import main; "
+            "sys.exit(main(sys.argv[2:], qa_factory=make_fake_qa))")
+    for argv in (("index", corpus), ("remove", "beta.md")):
+        p = subprocess.run([sys.executable, "-c", code, str(REPO / "tests"), *map(str, argv), "--index", str(idx)],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr == ""

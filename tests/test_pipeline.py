@@ -251,6 +251,35 @@ def test_corpus_folder_changes_are_synced(fake_qa, fake_models, corpus, tmp_path
     assert q.embedder.texts_embedded == 2
 
 
+def test_one_bad_file_in_the_corpus_folder_never_stops_questions(fake_qa, fake_models, corpus, tmp_path, caplog):
+    # A file that cannot be read, dropped into the folder the index follows, used to
+    # make every question fail ("not valid UTF-8") although the index was fine.
+    fake_qa.store
+    (corpus / "bad.txt").write_bytes(b"\xff\xfe not UTF-8")
+    (corpus / "delta.txt").write_text("Delta Farm keeps goats.", encoding="utf-8")
+    (corpus / "alpha.txt").write_bytes(b"")  # now empty: its indexed version stays
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=corpus)
+    with caplog.at_level("WARNING", logger="qa"):
+        a = q.ask("Who is Ingrid Solberg?")
+    assert a.answer == "Solberg"
+    docs = {d.id: d for d, _ in q.documents()}
+    assert sorted(docs) == ["alpha.txt", "beta.md", "delta.txt", "gamma.txt"]  # the good new file went in
+    assert docs["alpha.txt"].text == TINY_DOCS["alpha.txt"]
+    assert "bad.txt" in caplog.text and "not valid UTF-8" in caplog.text
+    assert "alpha.txt" in caplog.text and "empty" in caplog.text
+
+
+def test_missing_corpus_folder_removes_nothing(fake_qa, fake_models, corpus, tmp_path, caplog):
+    fake_qa.store
+    corpus.rename(tmp_path / "elsewhere")  # an unmounted drive, a renamed folder
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=corpus)
+    with caplog.at_level("WARNING", logger="qa"):
+        assert sorted(d.id for d, _ in q.documents()) == sorted(TINY_DOCS)
+    assert "no such file" in caplog.text
+    with pytest.raises(errors.DocumentNotFoundError, match="no such file"):  # nothing to build from
+        fake_models(index_dir=tmp_path / "other-index", corpus_dir=corpus).store
+
+
 def test_added_document_survives_sync(fake_qa, fake_models, tmp_path):
     fake_qa.add_documents([make_doc("upload.txt", "Epsilon Bridge spans the Ostra river.")])
     q = fake_models(index_dir=tmp_path / "index", corpus_dir=fake_qa.settings.corpus_dir)

@@ -27,12 +27,15 @@ class BatchResult:
     unsupported when named explicitly, ...) and the ones it left out on purpose
     (``skipped``: duplicate content, unsupported types met in a folder, symlinks
     leading out of the folder, whatever ``skip`` said). ``errors`` holds the
-    exception of every problem and duplicate, keyed by ``str(path)``."""
+    exception of every problem and duplicate, keyed by ``str(path)``;
+    ``duplicates`` the id each duplicate repeats, keyed the same way (so a caller
+    can tell a file still indexed as itself from one whose old text must go)."""
 
     documents: list[Document] = field(default_factory=list)
     problems: list[FileReport] = field(default_factory=list)
     skipped: list[FileReport] = field(default_factory=list)
     errors: dict[str, QAError] = field(default_factory=dict)
+    duplicates: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -53,6 +56,7 @@ def load_batch(
     skip: Callable[[Path, str], str | None] | None = None,
     existing: Mapping[str, str] | None = None,
     progress: Callable[[int, int, Path], None] | None = None,
+    exclude: Iterable[str | Path] = (),
 ) -> BatchResult:
     """Load every file under ``paths`` that can be loaded; report the others.
 
@@ -67,14 +71,16 @@ def load_batch(
     maps ids already indexed to their ``sha256_text``: a file whose text is
     already indexed under another id is reported as a duplicate, as is a
     second file with the same text in this batch. ``progress(done, total,
-    path)`` is called after each file.
+    path)`` is called after each file. Folders in ``exclude`` are not entered
+    (the index folder, when it lies inside a folder being indexed).
     """
     out = BatchResult()
+    exclude = list(exclude)
     candidates: list[tuple[Path, str]] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            for f, rel, kind in walk_folder(p):
+            for f, rel, kind in walk_folder(p, exclude):
                 if kind == "file":
                     candidates.append((f, rel.as_posix()))
                 elif kind == "unsupported":
@@ -135,6 +141,7 @@ def load_batch(
                 raise CorruptDocumentError(f"{path}: could not be read ({type(e).__name__}: {e})") from e
             h = sha256_text(doc.text)
             if h in by_hash:
+                out.duplicates[str(path)] = by_hash[h]
                 raise DuplicateDocumentError(
                     f"{path}: the same text as {by_hash[h]!r}, already loaded; not indexed twice")
             by_hash[h] = doc_id

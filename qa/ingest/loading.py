@@ -138,14 +138,17 @@ def empty_corpus_message(paths: Iterable[str | Path]) -> str:
             + (f" (nor any other supported type: {', '.join(rest)})" if rest else ""))
 
 
-def walk_folder(folder: Path):
+def walk_folder(folder: Path, exclude: Iterable[str | Path] = ()):
     """Yield ``(path, rel, kind)`` for everything under ``folder`` in sorted
-    order, without entering hidden entries or following symlinked folders;
-    kind is "file", "unsupported", "outside" (a symlink leading out of the
-    folder), "dirlink" (a symlinked folder, not followed) or "special"."""
+    order, without entering hidden entries, the folders in ``exclude`` (an index
+    kept inside the folder it indexes: its files are no documents) or following
+    symlinked folders; kind is "file", "unsupported", "outside" (a symlink
+    leading out of the folder), "dirlink" (a symlinked folder, not followed) or
+    "special"."""
     import os
 
     root = folder.resolve()
+    skip = {Path(x).resolve() for x in exclude}
     stack = [folder]
     found = []
     while stack:
@@ -172,7 +175,8 @@ def walk_folder(folder: Path):
                     found.append((path, rel, "dirlink"))
                     continue
             if e.is_dir(follow_symlinks=False):
-                stack.append(path)
+                if not (skip and path.resolve() in skip):
+                    stack.append(path)
             elif path.is_file():
                 found.append((path, rel, "file" if loader_for(path.suffix) else "unsupported"))
             else:
@@ -181,22 +185,24 @@ def walk_folder(folder: Path):
     return found
 
 
-def iter_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+def iter_paths(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> list[tuple[Path, str]]:
     """Expand files and folders into (file, doc_id); ids are paths relative to
     the folder given (or the bare file name), so re-indexing a file replaces it.
-    In folders, hidden entries, unsupported types and symlinks that lead out of
-    the folder are left out (``load_batch`` reports them)."""
+    In folders, hidden entries, the folders in ``exclude``, unsupported types and
+    symlinks that lead out of the folder are left out (``load_batch`` reports them)."""
     out: list[tuple[Path, str]] = []
+    exclude = list(exclude)
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend((f, rel.as_posix()) for f, rel, kind in walk_folder(p) if kind == "file")
+            out.extend((f, rel.as_posix()) for f, rel, kind in walk_folder(p, exclude) if kind == "file")
         else:
             out.append((p, p.name))
     return out
 
 
-def load_paths(paths: Iterable[str | Path], max_bytes: int | None = None) -> list[Document]:
+def load_paths(paths: Iterable[str | Path], max_bytes: int | None = None,
+               exclude: Iterable[str | Path] = ()) -> list[Document]:
     """Load every supported file under the given paths; fail before indexing anything
     (see ``load_batch`` for the variant that loads what it can and reports the rest).
 
@@ -207,7 +213,7 @@ def load_paths(paths: Iterable[str | Path], max_bytes: int | None = None) -> lis
     paths = list(paths)
     seen: dict[str, Path] = {}
     pairs = []
-    for path, doc_id in iter_paths(paths):
+    for path, doc_id in iter_paths(paths, exclude):
         key = path.resolve()
         if doc_id in seen:
             if seen[doc_id] == key:

@@ -17,6 +17,20 @@ POINTER = "CURRENT"
 log = logging.getLogger("qa")
 
 
+def _not_a_folder(index_dir: Path) -> IndexMissingError | None:
+    """The error for an index folder named where a file (or a path through one)
+    is: said as such, rather than "File exists" or "Not a directory" about a
+    pointer file, which sent users looking for a corrupt index."""
+    for p in (index_dir, *index_dir.parents):
+        if p.exists() or p.is_symlink():
+            if p.is_dir():
+                return None
+            what = "a link to nothing" if not p.exists() else "a file"
+            return IndexMissingError(f"{p} is {what}, not an index folder: choose a folder for the index "
+                                     f"(`--index DIR`; a new one is made)")
+    return None
+
+
 def _read_pointer(pointer: Path, index_dir: Path) -> str:
     try:
         name = pointer.read_text().strip()
@@ -24,6 +38,8 @@ def _read_pointer(pointer: Path, index_dir: Path) -> str:
         raise IndexMissingError(
             f"no index in {index_dir}: build one with `qa index PATH... --index {index_dir}`"
         ) from None
+    except NotADirectoryError:
+        raise (_not_a_folder(index_dir) or IndexMissingError(f"no index in {index_dir}")) from None
     except PermissionError as e:
         raise IndexPermissionError(f"the index pointer {pointer} cannot be read: permission denied; "
                                    f"check the permissions of {index_dir} (the index is not corrupt)") from e
@@ -144,7 +160,13 @@ def writer_lock(index_dir: str | Path):
     from filelock import FileLock
 
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        error = _not_a_folder(index_dir)
+        if error is None:
+            raise
+        raise error from None
     return FileLock(str(index_dir / ".lock"), thread_local=False)
 
 
