@@ -7,7 +7,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 7860
 
 .PHONY: run test test-quick install index eval browser-deps train-reader train-reader-full clean \
-	train-reader-bg train-reader-status train-reader-export train-reader-ship train-reader-device-pack train-reader-device-dryrun \
+	train-reader-bg train-reader-status train-reader-export train-reader-cooldown train-reader-ship train-reader-device-pack train-reader-device-dryrun \
 	train-reader-device-join
 
 $(STAMP): pyproject.toml
@@ -78,9 +78,15 @@ train-reader-status:
 train-reader-export:
 	$(BIN)/python -m qa.training.reader_runs export --runs $(READER_RUNS)
 
-# When the export says SHIP: copy it into qa/models/reader (ship rule re-checked on the curve) and recalibrate.
+# An export's cooldown branch (6 minutes at a learning rate decaying to zero; the run goes on untouched),
+# measured on all 732 validation questions and put on the curve: `make train-reader-cooldown [STEP=N]`.
+train-reader-cooldown:
+	$(BIN)/python -m qa.training.reader_runs cooldown --runs $(READER_RUNS) --threads $(THREADS) $(if $(STEP),--step $(STEP))
+
+# When the export (or, with COOLED=1, its cooldown) says SHIP: copy it into qa/models/reader (ship rule
+# re-checked on the curve) and recalibrate.
 train-reader-ship:
-	$(BIN)/python -m qa.training.reader_runs ship --runs $(READER_RUNS) $(if $(STEP),--step $(STEP))
+	$(BIN)/python -m qa.training.reader_runs ship --runs $(READER_RUNS) $(if $(STEP),--step $(STEP)) $(if $(COOLED),--cooled)
 
 # One call on a lent GPU (bench/device_train.sh): pack the data here (git-ignored .device/, carried), run the
 # script there, join the weights that come back here. Dry run on this CPU with the device image's missing

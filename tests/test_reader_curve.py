@@ -250,3 +250,73 @@ def test_restart_warmup_climbs_back_to_the_schedule():
     assert restart_warmup(2275, 2275, 216) == pytest.approx(1 / 216)
     assert restart_warmup(2275 + 107, 2275, 216) == pytest.approx(0.5)
     assert restart_warmup(2275 + 215, 2275, 216) == 1.0 and restart_warmup(9000, 2275, 216) == 1.0
+
+
+def _fake_train(calls: list, windows: int = 4576):
+    """Stands in for ``train_reader.main`` (plumbing only): writes an export as training would."""
+
+    def train(argv: list[str]) -> int:
+        calls.append(argv)
+        a = dict(zip(argv[::2], argv[1::2]))
+        out, export, source = Path(a["--out"]), Path(a["--export"]), Path(a["--init"])
+        out.mkdir(parents=True)
+        (out / "checkpoint.pt").write_text("big")
+        export.mkdir(parents=True)
+        for name in reader_runs.SHIP_FILES:
+            (export / name).write_text(f"cooled {name}")
+        (export / "training.json").write_text(json.dumps({
+            **reader_runs.COOLDOWN, "init": str(source), "out": str(out), "export": str(export), "step": 143,
+            "windows": windows, "train_examples": 4000, "train_unanswerable": 300,
+            "init_training": json.loads((source / "training.json").read_text())}))
+        return 0
+
+    return train
+
+
+def test_cooldown_branches_an_export_onto_the_curve_and_ships_from_it(tmp_path, capsys):
+    """A cooldown is trained from the export (not the run's checkpoint), lands on the curve beside it
+    at its own windows, may be shipped, and a restart from it goes on with the run's schedule."""
+    runs, target, curve_path = _run_with_export(tmp_path, 4450, 76.38, curve_f1_shipped=75.7)
+    export = runs / "full" / "exports" / "step-4450"
+    export.joinpath("training.json").write_text(json.dumps({**reader_runs.RECIPE, "step": 4450,
+                                                            "init_training": {"train_examples": 112925}}))
+    calls: list = []
+    measured: list = []
+    assert reader_runs.cooldown(runs, None, curve_path=curve_path, train=_fake_train(calls),
+                                validate=lambda d, data: measured.append(d) or {"f1": 76.95, "questions": 732}) == 0
+    cooled = runs / "full" / reader_runs.COOLDOWNS / "step-4450"
+    args = dict(zip(calls[0][::2], calls[0][1::2]))
+    assert args["--init"] == str(export) and float(args["--lr"]) == reader_runs.COOLDOWN["lr"]
+    assert args["--eval-every"] == "0" and measured == [cooled]  # measured like the exports, on all 732
+    assert not (runs / "full" / reader_runs.COOLDOWNS / "step-4450.run").exists()  # its checkpoint goes
+    assert json.loads((cooled / "training.json").read_text())["cooldown"]["schedule_step"] == 4450
+    curve = reader_curve.load_curve(curve_path)
+    point = next(p for p in curve["points"] if p["kind"] == "cooldown")
+    assert point["label"] == "r3 step 4450 + cooldown" and point["f1"] == 76.95
+    assert point["windows"] == reader_runs.ORIGIN_WINDOWS + 4450 * 32 + 4576
+    assert "SHIP" in capsys.readouterr().out  # 76.95 >= 75.7 + 1
+    reader_curve.render(curve_path)
+    assert "| r3 step 4450 + cooldown | " in curve_path.with_suffix(".md").read_text()
+
+    calls = []
+    assert reader_runs.ship(runs, target=target, curve_path=curve_path, cooled=True,
+                            calibrate=lambda model, preds: calls.append(preds) or 0) == 0
+    assert (target / "model.safetensors").read_text() == "cooled model.safetensors"
+    assert calls == [runs / "full" / "calib-preds-cooldown-step-4450.json"]
+    curve = reader_curve.load_curve(curve_path)
+    assert curve["shipped"] == "r3 step 4450 + cooldown" and reader_curve.shipped_f1(curve) == 76.95
+    record = json.loads((target / "training.json").read_text())
+    assert record["init"] == "RUNS/full/exports/step-4450" and not record["out"].startswith("/")
+    # the machine did not come back: the fresh run goes on at the export's step of the schedule
+    assert reader_runs.shipped_step(target) == 4450
+    name, origin = reader_runs.record_origin(tmp_path / "runs2", curve_path, shipped_dir=target)
+    assert origin + 4450 * 32 == point["windows"]
+
+
+def test_cooldown_needs_an_export(tmp_path, capsys):
+    never = lambda *_: pytest.fail("nothing to train")  # noqa: E731
+    assert reader_runs.cooldown(tmp_path / "runs", None, curve_path=tmp_path / "c.json", train=never) == 1
+    assert "run `make train-reader-export` first" in capsys.readouterr().err
+    runs, target, curve_path = _run_with_export(tmp_path, 2275, 75.7)
+    assert reader_runs.ship(runs, target=target, curve_path=curve_path, cooled=True, calibrate=never) == 1
+    assert "no cooldown in" in capsys.readouterr().err

@@ -31,6 +31,9 @@ from qa.evaluation import squad
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CURVE_JSON = DOCS / "reader-curve.json"
 ALL_VALIDATION = 732  # v1.1 dev questions of the three validation articles
+#: Points measured on all validation questions from weights on disk: the ones a ship may take.
+MEASURED_KINDS = ("export", "cooldown")
+COOLDOWN_SUFFIX = " + cooldown"
 
 
 @dataclass
@@ -41,7 +44,9 @@ class CurvePoint:
     windows: int  # training windows seen since the round-1 reader
     f1: float  # best-span F1, gold paragraph
     questions: int  # 732: all validation questions (choose by these); 400: a run's periodic sample
-    kind: str = "export"  # "export" (weights measured with --validate) or "periodic" (a run's val.jsonl)
+    #: "export" (a run's weights measured with --validate), "cooldown" (an export's short low-rate
+    #: branch, measured the same way: ``reader_runs cooldown``) or "periodic" (a run's val.jsonl)
+    kind: str = "export"
     run: str = ""
     note: str = ""
 
@@ -119,11 +124,14 @@ def add_run_log(curve: dict, val_jsonl: Path, run: str, origin_windows: int, bat
 
 def shipped_f1(curve: dict) -> float | None:
     """The shipped reader's F1 on all validation questions, as recorded on the curve."""
+    point = shipped_point(curve)
+    return point["f1"] if point else None
+
+
+def shipped_point(curve: dict) -> dict | None:
+    """The curve's point of the shipped reader (an export or a cooldown of one)."""
     label = curve.get("shipped")
-    for p in curve["points"]:
-        if p["label"] == label and p["kind"] == "export":
-            return p["f1"]
-    return None
+    return next((p for p in curve["points"] if p["label"] == label and p["kind"] in MEASURED_KINDS), None)
 
 
 def ship_verdict(f1: float, curve: dict, margin: float | None = None) -> str:
@@ -153,6 +161,8 @@ def write_table(curve: dict, path: Path) -> None:
         f"{ReaderRunConfig().ship_margin_f1:.0f} F1 over it on all 732 questions.",
         "Regenerate: `python -m qa.training.reader_curve --plot`; add an export of the running run:"
         " `make train-reader-export`.",
+        "`+ cooldown`: that export trained a few minutes more with the learning rate decaying to zero"
+        " (`make train-reader-cooldown`), a branch the run itself does not take (it goes on from its checkpoint).",
         "",
         "![reader curve](reader-curve.png)",
         "",
@@ -161,7 +171,7 @@ def write_table(curve: dict, path: Path) -> None:
     ]
     for p in curve["points"]:
         f1 = f"**{p['f1']:.2f}**" if p["questions"] >= ALL_VALIDATION else f"{p['f1']:.2f}"
-        name = p["label"] + (" (shipped)" if p["label"] == shipped and p["kind"] == "export" else "")
+        name = p["label"] + (" (shipped)" if p["label"] == shipped and p["kind"] in MEASURED_KINDS else "")
         lines.append(f"| {name} | {p['windows']:,} | {f1} | {p['questions']} | {p.get('note', '')} |")
     path.write_text("\n".join(lines) + "\n")
 
@@ -184,6 +194,16 @@ def plot(curve: dict, png: Path) -> None:
     ax.plot([p["windows"] for p in ex], [p["f1"] for p in ex], "s-", color="black", label="exports, all 732 q")
     for p in ex:
         ax.annotate(f"{p['f1']:.1f}", (p["windows"], p["f1"]), textcoords="offset points", xytext=(4, 5), fontsize=8)
+    by_label = {p["label"]: p for p in ex}
+    cool = [p for p in curve["points"] if p["kind"] == "cooldown"]
+    for i, p in enumerate(cool):  # each drawn from the export it branched off
+        base = by_label.get(p["label"].removesuffix(COOLDOWN_SUFFIX))
+        if base is not None:
+            ax.plot([base["windows"], p["windows"]], [base["f1"], p["f1"]], ":", color="tab:green", lw=1)
+        ax.plot([p["windows"]], [p["f1"]], "^", color="tab:green", ms=7,
+                label="cooldown branches, all 732 q" if i == 0 else None)
+        ax.annotate(f"{p['f1']:.1f}", (p["windows"], p["f1"]), textcoords="offset points", xytext=(4, -11),
+                    fontsize=8, color="tab:green")
     best = shipped_f1(curve)
     if best is not None:
         ax.axhline(best + ReaderRunConfig().ship_margin_f1, color="tab:red", lw=0.8, ls=":",
