@@ -199,11 +199,11 @@ def plot(curve: dict, png: Path) -> None:
     for i, p in enumerate(cool):  # each drawn from the export it branched off
         base = by_label.get(p["label"].removesuffix(COOLDOWN_SUFFIX))
         if base is not None:
-            ax.plot([base["windows"], p["windows"]], [base["f1"], p["f1"]], ":", color="tab:green", lw=1)
-        ax.plot([p["windows"]], [p["f1"]], "^", color="tab:green", ms=7,
+            ax.plot([base["windows"], p["windows"]], [base["f1"], p["f1"]], ":", color="tab:purple", lw=1)
+        ax.plot([p["windows"]], [p["f1"]], "^", color="tab:purple", ms=7,
                 label="cooldown branches, all 732 q" if i == 0 else None)
-        ax.annotate(f"{p['f1']:.1f}", (p["windows"], p["f1"]), textcoords="offset points", xytext=(4, -11),
-                    fontsize=8, color="tab:green")
+        ax.annotate(f"{p['f1']:.1f}", (p["windows"], p["f1"]), textcoords="offset points", xytext=(-26, 4),
+                    fontsize=8, color="tab:purple")
     best = shipped_f1(curve)
     if best is not None:
         ax.axhline(best + ReaderRunConfig().ship_margin_f1, color="tab:red", lw=0.8, ls=":",
