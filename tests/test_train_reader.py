@@ -160,6 +160,7 @@ def test_a_tiny_real_run_under_a_time_budget_validates_and_exports(tmp_path):
     assert val["f1"] > 50  # the shipped reader answers both questions; a few tiny steps at lr 1e-5 keep that
     record = json.loads((tmp_path / "export" / "training.json").read_text())
     assert record["time_budget"] == 30 and record["init"] == str(SHIPPED_READER)
+    assert record["step"] == val["step"] and record["windows"] == val["windows"]  # a cooldown's curve point uses them
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "export" / "model.safetensors"), "pt") as f:

@@ -53,7 +53,7 @@ RECIPE = {"mix": "full", "epochs": 3.0, "lr": 3e-5, "warmup": 0.02, "negatives":
 #: (6 minutes on a 2-core bf16 CPU) with the learning rate warming to 1e-5 and decaying to zero, as a
 #: warmup-stable-decay schedule ends. Mid-schedule the run's rate is still high, and its weights
 #: carry that noise; the branch takes it out without touching the run. Measured from step 4450
-#: (December 7, all 732 validation questions): 76.38 -> 76.95.
+#: (December 7, all 732 validation questions): 76.38 -> 76.93.
 COOLDOWN = {"mix": "prefix", "limit": 4000, "epochs": 1.0, "lr": 1e-5, "warmup": 0.1, "negatives": 0.1, "seed": 7,
             "batch_size": BATCH_SIZE}
 COOLDOWNS = "cooldowns"
@@ -314,10 +314,10 @@ def cooldown(runs: Path, data: Path | None, step: int | None = None, threads: in
     res = validate(target, data)
     curve = reader_curve.load_curve(curve_path)
     base = next((p for p in curve["points"] if p["label"] == label and p["kind"] == "export"), None)
-    windows = origin + n * BATCH_SIZE + int(record.get("windows", 0))
+    windows = origin + n * BATCH_SIZE + int(record["windows"])
     reader_curve.add_point(curve, reader_curve.CurvePoint(
         label + reader_curve.COOLDOWN_SUFFIX, windows, res["f1"], res["questions"], kind="cooldown", run=name,
-        note=f"`make train-reader-cooldown`: {record.get('windows', 0):,} windows at lr {COOLDOWN['lr']:g} -> 0"))
+        note=f"`make train-reader-cooldown`: {record['windows']:,} windows at lr {COOLDOWN['lr']:g} -> 0"))
     reader_curve.save_curve(curve, curve_path)
     reader_curve.render(curve_path)
     gain = f" ({res['f1'] - base['f1']:+.2f} over the export)" if base else ""

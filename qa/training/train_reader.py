@@ -395,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("done: %d steps (%d windows) in %.0f s", step, step * args.batch_size, time.time() - t0)
 
     if args.export:
-        export(model, tokenizer, args.export, vars(args), len(examples), n_unans)
+        # what it trained, as an export of a checkpoint records it (a cooldown's windows go on the curve)
+        export(model, tokenizer, args.export, vars(args) | {"step": step, "windows": step * args.batch_size},
+               len(examples), n_unans)
     return 0
 
 
