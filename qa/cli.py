@@ -14,13 +14,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from qa.config import VECTOR_BACKEND_CHOICES
+from qa.config import VECTOR_BACKEND_CHOICES, LimitsConfig, RetrievalConfig
 from qa.errors import QAError
 from qa.formatting import guess_first, location
 from qa.ingest.registry import SUPPORTED_SUFFIXES
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
+
+
+TOP_K_HELP = (f"passages to read (default {RetrievalConfig().top_k}; "
+              f"at most {LimitsConfig().max_top_k}, limits.max_top_k)")
 
 
 def _qa(args: argparse.Namespace, corpus: bool = False):
@@ -264,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = with_index(sub.add_parser("ask", help="answer a question with its citation"))
     s.add_argument("question")
     s.add_argument("--json", action="store_true", help="print the Answer as JSON")
-    s.add_argument("--top-k", type=_positive_int, help="passages to read")
+    s.add_argument("--top-k", type=_positive_int, help=TOP_K_HELP)
     s.add_argument("--min-score", type=_probability, help="confidence (0-1) below which to answer nothing")
     s.set_defaults(func=cmd_ask)
 
@@ -278,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     crit.add_argument("--precision", type=_probability, help="lowest threshold whose answers are at least this precise (0-1)")
     crit.add_argument("--max-withheld", type=_probability,
                       help="highest threshold that hides at most this share (0-1) of the right answers")
-    s.add_argument("--top-k", type=_positive_int, help="passages to read")
+    s.add_argument("--top-k", type=_positive_int, help=TOP_K_HELP)
     s.add_argument("--dry-run", action="store_true", help="print the figures, store nothing")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=cmd_calibrate)
