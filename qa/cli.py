@@ -53,6 +53,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     report = qa.sync_paths(args.paths, progress=True)
     for problem in report.problems:
         _error(problem.reason)
+    kept = report.store.manifest.vector_index.get("name")
+    if args.backend not in (None, "auto", kept):  # it was silently ignored: say so, and how
+        print(f"note: this index keeps its vector backend {kept}; --backend chooses one for a new index, "
+              f"or with --rebuild", file=sys.stderr)
     print(report.summary())
     print(f"{len(report.store.documents)} documents, {len(report.store)} chunks in {qa.settings.index_dir}")
     return EXIT_ERROR if report.problems else 0

@@ -375,3 +375,15 @@ def test_a_successful_index_prints_nothing_on_stderr(corpus, idx):
                            capture_output=True, text=True, cwd=REPO, timeout=120)
         assert p.returncode == 0, p.stderr
         assert p.stderr == ""
+
+
+def test_backend_on_an_existing_index_says_it_is_kept(run, indexed, corpus):
+    # `--backend` only chooses the vector index of a new index; on an existing one it
+    # used to be ignored without a word, so a user believed the index had moved.
+    rc, out, err = run("index", corpus, "--index", indexed, "--backend", "faiss-hnsw")
+    assert rc == 0
+    assert "keeps its vector backend faiss-flat" in err and "--rebuild" in err
+    assert IndexStore.load(indexed).manifest.vector_index["name"] == "faiss-flat"
+    rc, out, err = run("index", corpus, "--index", indexed, "--backend", "faiss-hnsw", "--rebuild")
+    assert rc == 0 and "keeps" not in err
+    assert IndexStore.load(indexed).manifest.vector_index["name"] == "faiss-hnsw"
