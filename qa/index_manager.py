@@ -83,10 +83,14 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
     problems: list[FileReport] = field(default_factory=list)  # could not be read: the rest went ahead
     skipped: list[FileReport] = field(default_factory=list)  # left out on purpose (duplicates, links, types)
+    reindexed: bool = False  # the index was stale (other settings or models): every document re-indexed
 
     def summary(self) -> str:
         lines = [f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
                  f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped, {len(self.problems)} failed"]
+        if self.reindexed:
+            lines.append(f"  the index was built with other settings or models: all {len(self.store.documents)} "
+                         "documents re-indexed with the current ones")
         lines += [f"  skipped: {r.reason}" for r in self.skipped]
         return "\n".join(lines)
 
@@ -240,6 +244,11 @@ class IndexManager:
         with writer_lock(self.index_dir):
             base = self._latest_locked(for_write=True)
             new = make(base)
+            if new is None and self._is_stale(base):
+                # Nothing new to add, but a write is where a stale index is brought
+                # up to date: publishing nothing left it refused for every question.
+                log.info("index in %s is stale: re-indexing its documents", self.index_dir)
+                new = self.indexer.run([], previous=base)
             if new is not None:
                 base = self._publish(new)
             if base is None:
@@ -293,8 +302,11 @@ class IndexManager:
         store = self._update(make)
         return AddResult(store, **result)
 
+    def _is_stale(self, store: IndexStore | None) -> bool:
+        return store is not None and store.manifest.expectations() != self.indexer.expectations()
+
     def _up_to_date(self, store: IndexStore, docs: list[Document]) -> bool:
-        if store.manifest.expectations() != self.indexer.expectations():
+        if self._is_stale(store):
             return False
         return all(store.manifest.documents.get(d.id) == sha256_text(d.text) for d in docs)
 
@@ -326,7 +338,8 @@ class IndexManager:
             report.update(added=[d.id for d in changed if d.id not in have],
                           updated=[d.id for d in changed if d.id in have],
                           unchanged=[d.id for d in docs if have.get(d.id) == sha256_text(d.text)],
-                          removed=gone, problems=batch.problems, skipped=batch.skipped)
+                          removed=gone, problems=batch.problems, skipped=batch.skipped,
+                          reindexed=self._is_stale(base))
             if not changed and not gone:
                 return None
             return self.indexer.run(changed, previous=base, remove=gone, progress=progress)

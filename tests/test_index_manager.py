@@ -1,0 +1,69 @@
+"""The index manager's writes on a stale index (fake models: plumbing only).
+
+A stale index (built with other chunking or another embedder) is refused for
+reading, with advice to re-index; a write is meant to re-embed it. A write
+that found nothing new used to publish nothing, so `qa index docs` printed
+"1 unchanged" and left the index as stale as before: the next question failed
+with the same error."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from qa import errors
+from qa.config import ChunkingConfig, Settings
+from qa.store import IndexStore
+
+from conftest import TINY_DOCS, make_doc
+
+
+def _qa(fake_models, index_dir, max_words: int):
+    return fake_models(index_dir=index_dir, corpus_dir=None,
+                       settings=replace(Settings(), chunking=ChunkingConfig(max_words=max_words)))
+
+
+@pytest.fixture
+def stale(fake_models, write_docs, tmp_path):
+    """An index built with 16-word chunks, and a QA that now expects 24."""
+    folder = write_docs(TINY_DOCS)
+    _qa(fake_models, tmp_path / "index", 16).sync_paths([folder])
+    q = _qa(fake_models, tmp_path / "index", 24)
+    with pytest.raises(errors.IndexStaleError, match="different chunking settings"):
+        q.ask("Who is Ingrid Solberg?")
+    return q, folder
+
+
+def _fresh(q) -> IndexStore:
+    back = IndexStore.load(q.index.index_dir)
+    back.check_compatible(q.index.indexer.expectations(), q.index.index_dir)  # no error
+    return back
+
+
+def test_syncing_unchanged_files_into_a_stale_index_re_embeds_it(stale):
+    q, folder = stale
+    report = q.sync_paths([folder])
+    assert sorted(report.unchanged) == sorted(TINY_DOCS) and not report.added and not report.updated
+    assert report.reindexed
+    assert "re-indexed" in report.summary()
+    back = _fresh(q)
+    assert back.manifest.chunking["max_words"] == 24 and set(back.documents) == set(TINY_DOCS)
+    assert q.ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"
+
+
+def test_an_upload_of_already_indexed_text_into_a_stale_index_re_embeds_it(stale):
+    q, _ = stale
+    result = q.add_new_documents([make_doc("alpha.txt", TINY_DOCS["alpha.txt"])])
+    assert result.unchanged == ["alpha.txt"] and not result.added
+    assert _fresh(q).manifest.chunking["max_words"] == 24
+
+
+def test_a_fresh_index_with_nothing_new_publishes_nothing(fake_models, write_docs, tmp_path):
+    folder = write_docs(TINY_DOCS)
+    q = _qa(fake_models, tmp_path / "index", 16)
+    q.sync_paths([folder])
+    before = IndexStore.load(tmp_path / "index").name
+    report = q.sync_paths([folder])
+    assert not report.reindexed and "re-indexed" not in report.summary()
+    assert IndexStore.load(tmp_path / "index").name == before
