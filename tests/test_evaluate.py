@@ -214,6 +214,24 @@ def test_cli_needs_exactly_one_source(capsys):
     assert evcli.main(["a.jsonl", "--squad", "b.json"]) == 2
 
 
+@pytest.mark.parametrize("option, value", [
+    ("--limit", "0"), ("--limit", "-1"), ("--batch-size", "0"), ("--batch-size", "-1"), ("--depth", "0"),
+    ("--top-k", "0"), ("--min-score", "2"), ("--min-score", "-0.1"), ("--min-score", "nan"), ("--limit", "ten"),
+])
+def test_cli_refuses_out_of_range_numbers_before_any_work(tmp_path, monkeypatch, capsys, option, value):
+    """--limit 0 used to run every question, --limit -1 all but the last, --batch-size -1
+    answered nothing, --min-score 2 or nan was reported as a threshold: each now a usage error."""
+    gold = _write(tmp_path, '{"id": "q0", "question": "Ok?", "answers": ["yes"]}')
+    import qa
+
+    monkeypatch.setattr(qa, "default_qa", lambda: pytest.fail("the run started"))
+    with pytest.raises(SystemExit) as e:
+        evcli.main([str(gold), option, value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and value in err
+
+
 def test_squad_gold_gives_each_paragraph_a_document(tmp_path):
     data = {"data": [
         {"title": "Art_A", "paragraphs": [
