@@ -209,6 +209,25 @@ def test_cli_reports_a_malformed_gold_file_in_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and f"{p}:1: not valid JSON" in err and "\n" not in err
 
 
+def test_cli_reports_a_gold_folder_in_one_line(tmp_path, capsys):
+    """A folder given as GOLD was an IsADirectoryError traceback."""
+    assert evcli.main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {tmp_path}: is a folder; give the gold JSONL file"
+
+
+def test_cli_reports_an_unreadable_gold_file_in_one_line(tmp_path, monkeypatch, capsys):
+    p = _write(tmp_path, '{"id": "q0", "question": "Ok?", "answers": ["yes"]}')
+
+    def refuse(self, *args, **kwargs):  # chmod 0 would not stop root
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    assert evcli.main([str(p)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {p}: cannot be read (Permission denied)"
+
+
 def test_cli_needs_exactly_one_source(capsys):
     assert evcli.main([]) == 2
     assert evcli.main(["a.jsonl", "--squad", "b.json"]) == 2

@@ -67,8 +67,12 @@ def load_gold(path: str | Path) -> list[GoldQuestion]:
         lines = p.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as e:
         raise GoldFormatError(f"{p}: no such file") from e
+    except IsADirectoryError as e:
+        raise GoldFormatError(f"{p}: is a folder; give the gold JSONL file") from e
     except UnicodeDecodeError as e:
         raise GoldFormatError(f"{p}: not valid UTF-8") from e
+    except OSError as e:  # permissions, I/O: one line naming the file, never a traceback
+        raise GoldFormatError(f"{p}: cannot be read ({e.strerror or e})") from e
     out: list[GoldQuestion] = []
     seen: set[str] = set()
     for n, line in enumerate(lines, start=1):
