@@ -269,6 +269,40 @@ def test_squad_gold_gives_each_paragraph_a_document(tmp_path):
     assert docs[1].text == "Beta para." and docs[1].title == "Art A"
 
 
+_SQUAD_QA = {"id": "1", "question": "Q?", "answers": [{"text": "Alpha", "answer_start": 0}]}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON (Expecting property name"),
+    ('{"id": "1", "question": "Q?", "answers": []}\n{"id": "2", "question": "R?", "answers": []}\n',
+     "not valid JSON (Extra data at line 2 column 1); a SQuAD file is one JSON object"),
+    (json.dumps({"version": "1.1"}), "the top level: missing field 'data'"),
+    (json.dumps([1, 2]), "the top level: not in SQuAD v1.1/v2.0 format"),
+    (json.dumps({"data": [{"paragraphs": []}]}), "data[0]: missing field 'title'"),
+    (json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Alpha.", "qas": [
+        _SQUAD_QA, {"id": "2", "question": "R?"}]}]}]}), "data[0].paragraphs[0].qas[1]: missing field 'answers'"),
+    (json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Alpha.", "qas": [
+        {**_SQUAD_QA, "question": None}]}]}]}), "data[0].paragraphs[0].qas[0]: not in SQuAD v1.1/v2.0 format"),
+])
+def test_malformed_squad_files_are_reported_with_their_record(tmp_path, capsys, content, message):
+    """A SQuAD file that is not JSON or misses a field was a bare KeyError / JSONDecodeError traceback."""
+    f = tmp_path / "squad.json"
+    f.write_text(content)
+    with pytest.raises(ev.GoldFormatError) as e:
+        ev.squad_gold(f)
+    assert str(e.value).startswith(f"{f}: ") and message in str(e.value)
+    assert evcli.main(["--squad", str(f), "--mode", "reader"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {f}: ") and message in err and "\n" not in err
+
+
+def test_missing_squad_file_is_one_line(tmp_path, capsys):
+    assert evcli.main(["--squad", str(tmp_path / "nope.json")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.json'}: no such file"
+    assert evcli.main(["--squad", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: is a folder; give the SQuAD JSON file"
+
+
 # --- the command on a stand-in pipeline (no models) ----------------------------
 
 

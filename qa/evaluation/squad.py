@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from qa.errors import GoldFormatError
+
 
 def data_dir() -> Path:
     """The benchmark and training data: ``$QA_DATA``, else ``../shared/data``
@@ -76,26 +78,53 @@ class SquadExample:
 
 
 def load_squad(path: str | Path) -> list[SquadExample]:
-    """Read a SQuAD v1.1 or v2.0 JSON file into flat examples."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)["data"]
+    """Read a SQuAD v1.1 or v2.0 JSON file into flat examples.
+
+    A file that is missing, not JSON or not in SQuAD's shape is a
+    ``GoldFormatError`` naming the file and the record (``qa eval --squad``
+    prints it as one line; a bare ``KeyError: 'answers'`` said neither)."""
+    p = Path(path)
+    try:
+        with open(p, encoding="utf-8") as fh:
+            raw = json.load(fh)
+    except FileNotFoundError:
+        raise GoldFormatError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise GoldFormatError(f"{p}: is a folder; give the SQuAD JSON file") from None
+    except UnicodeDecodeError:
+        raise GoldFormatError(f"{p}: not valid UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise GoldFormatError(f"{p}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); a SQuAD file "
+                              "is one JSON object with a 'data' list (a gold JSONL file is given without --squad)"
+                              ) from None
+    except OSError as e:
+        raise GoldFormatError(f"{p}: cannot be read ({e.strerror or e})") from None
     out: list[SquadExample] = []
-    for article in data:
-        title = article["title"]
-        for para in article["paragraphs"]:
-            ctx = para["context"]
-            for qa in para["qas"]:
-                answers = [] if qa.get("is_impossible") else qa["answers"]
-                out.append(
-                    SquadExample(
-                        id=qa["id"],
-                        title=title,
-                        context=ctx,
-                        question=qa["question"].strip(),
-                        answers=tuple(a["text"] for a in answers),
-                        answer_starts=tuple(int(a["answer_start"]) for a in answers),
+    where = "the top level"
+    try:
+        for i, article in enumerate(raw["data"]):
+            where = f"data[{i}]"
+            title = article["title"]
+            for j, para in enumerate(article["paragraphs"]):
+                where = f"data[{i}].paragraphs[{j}]"
+                ctx = para["context"]
+                for k, qa in enumerate(para["qas"]):
+                    where = f"data[{i}].paragraphs[{j}].qas[{k}]"
+                    answers = [] if qa.get("is_impossible") else qa["answers"]
+                    out.append(
+                        SquadExample(
+                            id=qa["id"],
+                            title=title,
+                            context=ctx,
+                            question=qa["question"].strip(),
+                            answers=tuple(a["text"] for a in answers),
+                            answer_starts=tuple(int(a["answer_start"]) for a in answers),
+                        )
                     )
-                )
+    except KeyError as e:
+        raise GoldFormatError(f"{p}: {where}: missing field {e.args[0]!r} (SQuAD v1.1/v2.0 format expected)") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise GoldFormatError(f"{p}: {where}: not in SQuAD v1.1/v2.0 format ({e})") from None
     return out
 
 
