@@ -52,6 +52,11 @@ class UploadReport:
         return "\n\n".join(lines)
 
 
+#: Why the second of two files with one name in one upload is not indexed (the first is).
+SAME_NAME = ("another file in this upload has the same name, so this one was not indexed (nothing was "
+             "replaced): upload it on its own and it is added under a new name")
+
+
 def _name_only(message: str, path: Path, name: str) -> str:
     """An error message about a temporary copy, told about the user's file name."""
     for form in (f"{path}: ", str(path), f"{path.resolve()}: ", str(path.resolve())):
@@ -92,6 +97,8 @@ def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_
         check_limits(paths, max_files, max_total_bytes)
         max_bytes = qa.settings.max_file_bytes
         names = {str(p): p.name for p in paths}
+        todo: list[Path] = []
+        first_of: set[str] = set()
         for p in paths:  # cheap checks first, with the user's file name
             try:
                 size = os.path.getsize(p)
@@ -100,8 +107,14 @@ def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_
                 continue
             if max_bytes is not None and size > max_bytes:
                 report.problems.append((p.name, f"{size:,} bytes is over the {max_bytes:,}-byte limit"))
-        bad = {n for n, _ in report.problems}
-        todo = [p for p in paths if p.name not in bad]
+                continue
+            if p.name in first_of:
+                # Each upload lies in a folder of its own, so two files may share a name; the loader
+                # would name the other's server path and suggest indexing a folder the user never saw.
+                report.problems.append((p.name, SAME_NAME))
+                continue
+            first_of.add(p.name)
+            todo.append(p)  # decided per file, not per name: one bad file never drops its namesake
         batch = load_batch(todo, max_bytes) if todo else None
         docs = []
         if batch is not None:

@@ -188,6 +188,34 @@ def test_uploaded_copies_are_deleted_and_nothing_outside(tmp_path):
     assert delete_uploads([outside], root) == 0
 
 
+def test_files_sharing_a_name_in_one_upload_are_each_accounted_for(tmp_path):
+    """Each uploaded file lies in a folder of its own, so two may share a name. The second used to
+    be refused naming the first one's server path ("... and /tmp/gradio/abc/notes.txt would both be
+    indexed as 'notes.txt'; ... index their common parent folder"), and a file over the size limit
+    silently dropped a good file of the same name."""
+    from qa.config import Settings
+
+    root = tmp_path / "gradio"
+    qa = fake_qa(tmp_path / "index", settings=Settings(max_file_bytes=200))
+    first = write(root / "a1", "notes.txt", "The harbour master is Ingrid Solberg.\n")
+    second = write(root / "a2", "notes.txt", "The mill wheel broke in 1911.\n")
+    report = index_uploads(qa, [first, second], delete_under=root)
+    assert report.added == ["notes.txt"] and "Solberg" in qa.store.documents["notes.txt"].text
+    assert [n for n, _ in report.problems] == ["notes.txt"]
+    msg = report.markdown()
+    assert "same name" in msg and "upload it on its own" in msg
+    assert str(root) not in msg and "/tmp" not in msg and "parent folder" not in msg
+    # uploaded on its own, it is added under a new name
+    again = write(root / "a3", "notes.txt", "The mill wheel broke in 1911.\n")
+    assert index_uploads(qa, [again], delete_under=root).renamed == {"notes.txt": "notes (2).txt"}
+
+    big = write(root / "b1", "report.txt", "word " * 100)  # over the 200-byte limit
+    small = write(root / "b2", "report.txt", "Ferries leave for Gullholm twice a day.\n")
+    report = index_uploads(qa, [big, small], delete_under=root)
+    assert report.added == ["report.txt"] and "Gullholm" in qa.store.documents["report.txt"].text
+    assert len(report.problems) == 1 and "200-byte limit" in report.problems[0][1]
+
+
 # --- 3. questions never wait behind an upload --------------------------------------
 
 class _SlowModel:
