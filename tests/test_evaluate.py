@@ -355,6 +355,22 @@ def test_cli_end_to_end_on_a_stand_in_pipeline(tmp_path, monkeypatch, capsys):
     assert out_png.stat().st_size > 1000
 
 
+def test_cli_retrieval_only_without_anything_to_rank_says_why(tmp_path, monkeypatch, capsys):
+    """--retrieval-only printed an empty table (gold without doc_id) or raised a TypeError (reader mode)."""
+    import qa
+
+    monkeypatch.setattr(qa, "default_qa", lambda: pytest.fail("the run started"))
+    gold = _write(tmp_path, json.dumps({"id": "1", "question": "Who?", "answers": ["Ann Lee"]}),
+                  json.dumps({"id": "2", "question": "When?", "answers": [], "doc_id": SEED_DOC}))
+    assert evcli.main([str(gold), "--retrieval-only"]) == 2
+    assert 'add "doc_id" to the gold lines' in capsys.readouterr().err
+    sq = tmp_path / "s.json"
+    sq.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Ann Lee founded it.", "qas": [
+        {"id": "q1", "question": "Who?", "answers": [{"text": "Ann Lee", "answer_start": 0}]}]}]}]}))
+    assert evcli.main(["--squad", str(sq), "--mode", "reader", "--retrieval-only"]) == 2
+    assert "--retrieval-only has nothing to measure in --mode reader" in capsys.readouterr().err
+
+
 # --- the real thing -----------------------------------------------------------
 
 

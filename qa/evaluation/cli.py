@@ -154,6 +154,16 @@ def _main(args: argparse.Namespace) -> int:
     if not gold:
         print("error: no questions selected", file=sys.stderr)
         return 2
+    # --retrieval-only with nothing to rank would print an empty table (or, in
+    # reader mode, fail deep in the summary): say why instead.
+    if args.retrieval_only and args.squad and args.mode == "reader":
+        print("error: --retrieval-only has nothing to measure in --mode reader (the gold paragraph is given, "
+              "nothing is retrieved); use --mode open", file=sys.stderr)
+        return 2
+    if args.retrieval_only and not any(g.doc_id is not None and g.answerable for g in gold):
+        print("error: --retrieval-only ranks the document that holds each answer, and no answerable gold "
+              "question names one: add \"doc_id\" to the gold lines", file=sys.stderr)
+        return 2
     batch = args.batch_size or (32 if args.squad else 1)
     runs: list[Run] = []
     qa = reader = None
