@@ -371,6 +371,46 @@ def test_cli_retrieval_only_without_anything_to_rank_says_why(tmp_path, monkeypa
     assert "--retrieval-only has nothing to measure in --mode reader" in capsys.readouterr().err
 
 
+def test_cli_output_files_that_cannot_be_written_are_one_line(tmp_path, monkeypatch, capsys):
+    """--json / --plot naming a folder, or a file that cannot be written, was a traceback
+    after the whole run; a folder is now refused before it."""
+    gold = _write(tmp_path, json.dumps({"id": "1", "question": "Who?", "answers": ["Ann Lee"], "doc_id": SEED_DOC}))
+    fake = FakeQA({"Who?": ("Ann Lee", 0.9, "Said Ann Lee.")})
+    import qa
+
+    monkeypatch.setattr(qa, "default_qa", lambda: pytest.fail("the run started"))
+    for option in ("--json", "--plot", "--predictions"):
+        assert evcli.main([str(gold), option, str(tmp_path)]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {option} {tmp_path} is a folder; give a file name"
+    monkeypatch.setattr(qa, "default_qa", lambda: fake)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    assert evcli.main([str(gold), "--json", str(blocker / "r.json")]) == 1
+    out = capsys.readouterr()
+    assert "R@1" in out.out  # the figures are shown all the same
+    assert out.err.strip().splitlines()[-1].startswith(f"error: --json {blocker / 'r.json'} could not be written")
+
+
+@pytest.mark.parametrize("content", ["{broken", '{"id": "q1", "question": "Who?", "answers": []}'])
+def test_cli_refuses_a_predictions_file_it_did_not_write(tmp_path, monkeypatch, capsys, content):
+    """A --predictions file that is not a cache was a JSONDecodeError traceback (or a KeyError);
+    it is refused, never read past and overwritten."""
+    import qa.reader
+
+    sq = tmp_path / "s.json"
+    sq.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Ann Lee founded it.", "qas": [
+        {"id": "q1", "question": "Who?", "answers": [{"text": "Ann Lee", "answer_start": 0}]}]}]}]}))
+    preds = tmp_path / "p.json"
+    preds.write_text(content)
+    monkeypatch.setattr(qa.reader, "SpanReader",
+                        lambda config: SimpleNamespace(config=config, path=tmp_path, run=pytest.fail))
+    monkeypatch.setattr(evcli, "weights_fingerprint", lambda path: "w")
+    with pytest.raises(SystemExit) as e:
+        evcli.main(["--squad", str(sq), "--mode", "reader", "--predictions", str(preds)])
+    assert str(e.value).startswith(f"error: --predictions {preds} ") and "give another file name" in str(e.value)
+    assert preds.read_text() == content
+
+
 # --- the real thing -----------------------------------------------------------
 
 

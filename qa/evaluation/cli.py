@@ -142,6 +142,10 @@ def _main(args: argparse.Namespace) -> int:
         if m is not None and m not in RETRIEVAL_MODES:
             print(f"error: unknown retrieval mode {m!r} ({', '.join(RETRIEVAL_MODES)})", file=sys.stderr)
             return 2
+    for option, value in (("--json", args.json), ("--plot", args.plot), ("--predictions", args.predictions)):
+        if value and Path(value).is_dir():  # found before the run, not after it
+            print(f"error: {option} {value} is a folder; give a file name", file=sys.stderr)
+            return 2
     tmp: tempfile.TemporaryDirectory | None = None
     build_s = None
     if args.squad:
@@ -230,10 +234,18 @@ def _main(args: argparse.Namespace) -> int:
                 "n": len(gold), "index": str(qa.settings.index_dir) if qa and not tmp else None,
                 "reader": str(reader.path) if reader is not None else None,
                 "retrieval_config": _asdict_or_none(qa.settings.retrieval) if qa else None}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        except OSError as e:  # the table is printed already; say which file failed, in one line
+            print(f"error: --json {args.json} could not be written ({e.strerror or e})", file=sys.stderr)
+            return 1
     if args.plot:
-        plot(results, args.plot)
+        try:
+            plot(results, args.plot)
+        except OSError as e:
+            print(f"error: --plot {args.plot} could not be written ({e.strerror or e})", file=sys.stderr)
+            return 1
     if tmp is not None:
         tmp.cleanup()
     return 0
@@ -244,7 +256,16 @@ def _load_predictions(path: str | None, reader: Any) -> dict[str, Any] | None:
         return None
     p = Path(path)
     if p.exists():
-        saved = json.loads(p.read_text())
+        # Not a cache this command wrote: refused rather than read again and
+        # overwritten (it may be someone's file named by mistake).
+        try:
+            saved = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"error: --predictions {p} could not be read as a predictions cache ({e}); "
+                             "delete it or give another file name") from None
+        if not isinstance(saved, dict) or not isinstance(saved.get("spans"), dict):
+            raise SystemExit(f"error: --predictions {p} is not a predictions cache written by qa eval; "
+                             "delete it or give another file name")
         if saved.get("weights") == weights_fingerprint(reader.path) and saved.get("reader_config") == _reader_key(reader):
             return saved["spans"]
         print(f"{p} was made with other weights or reader settings: reading again", file=sys.stderr)
