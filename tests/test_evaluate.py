@@ -411,6 +411,36 @@ def test_cli_refuses_a_predictions_file_it_did_not_write(tmp_path, monkeypatch, 
     assert preds.read_text() == content
 
 
+def test_cli_warns_of_gold_the_index_cannot_score(tmp_path, monkeypatch, capsys, fake_models, write_docs):
+    """A gold doc_id the index does not hold (a typo) silently scored "gold not retrieved",
+    and an answer missing from its document silently scored a miss: each is now a warning."""
+    corpus = write_docs({"alpha.txt": "Alpha Station sits on the northern ridge. It was built in 1962."})
+    fq = fake_models(index_dir=tmp_path / "index", corpus_dir=corpus)
+    gold = _write(
+        tmp_path,
+        json.dumps({"id": "ok", "question": "Where does Alpha Station sit?", "answers": ["northern ridge"],
+                    "doc_id": "alpha.txt"}),
+        json.dumps({"id": "typo", "question": "When was it built?", "answers": ["1962"], "doc_id": "alhpa.txt"}),
+        json.dumps({"id": "absent", "question": "Who built it?", "answers": ["Norland Survey"],
+                    "doc_id": "alpha.txt"}),
+        json.dumps({"id": "none", "question": "Who paid?", "answers": [], "doc_id": "alpha.txt"}),
+    )
+    import qa
+
+    monkeypatch.setattr(qa, "default_qa", lambda: fq)
+    assert evcli.main([str(gold)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: 1 gold question(s) name a doc_id this index does not hold (typo: 'alhpa.txt'); "
+        "they count as not retrieved",
+        "warning: the answer of 1 gold question(s) is not in the text of its doc_id (absent: 'Norland Survey'); "
+        "they cannot be answered right",
+    ]
+    assert evcli.gold_warnings(ev.load_gold(gold)[:1], fq.store.documents) == []
+    seed = {SEED_DOC: SimpleNamespace(text=(ROOT / "seeds" / SEED_DOC).read_text(encoding="utf-8"))}
+    assert evcli.gold_warnings(ev.load_gold(SEED_GOLD), seed) == []  # "Washington-based", "resting,”" hold theirs
+
+
 # --- the real thing -----------------------------------------------------------
 
 

@@ -108,6 +108,34 @@ def _select_squad(gold: list[GoldQuestion], args: argparse.Namespace) -> list[Go
     return gold
 
 
+def gold_warnings(gold: list[GoldQuestion], documents: Any) -> list[str]:
+    """What in a gold file cannot be scored as meant against this index: a
+    ``doc_id`` the index does not hold (a typo, or another index: every such
+    question counts as "gold not retrieved"), and an answer that is not in its
+    ``doc_id``'s text (it can never be answered right). Said, not refused: the
+    figures are still computed, so the user knows why they are low."""
+    if not documents:
+        return []
+    def flat(text: str) -> str:  # case and line breaks aside; punctuation kept ("Washington-based")
+        return " ".join(text.split()).casefold()
+
+    unknown = [g for g in gold if g.doc_id is not None and g.doc_id not in documents]
+    absent = [g for g in gold if g.answerable and g.doc_id in documents
+              and not any(flat(a) in flat(documents[g.doc_id].text) for a in g.answers)]
+
+    def listed(qs: list[GoldQuestion], show: Any) -> str:
+        return ", ".join(show(g) for g in qs[:5]) + (f" and {len(qs) - 5} more" if len(qs) > 5 else "")
+
+    out = []
+    if unknown:
+        out.append(f"{len(unknown)} gold question(s) name a doc_id this index does not hold "
+                   f"({listed(unknown, lambda g: f'{g.id}: {g.doc_id!r}')}); they count as not retrieved")
+    if absent:
+        out.append(f"the answer of {len(absent)} gold question(s) is not in the text of its doc_id "
+                   f"({listed(absent, lambda g: f'{g.id}: {g.answers[0]!r}')}); they cannot be answered right")
+    return out
+
+
 def _open_index(docs: list[Any], index_dir: Path) -> tuple[Any, float | None]:
     """A QA over every paragraph; (qa, build seconds or None when reused)."""
     from qa.pipeline import QA
@@ -202,6 +230,9 @@ def _main(args: argparse.Namespace) -> int:
             from qa import default_qa
 
             qa = default_qa()
+        if not args.squad:
+            for warning in gold_warnings(gold, getattr(getattr(qa, "store", None), "documents", None)):
+                print(f"warning: {warning}", file=sys.stderr)
         for m in modes:
             label = m or qa.settings.retrieval.mode
             run = Run(label, gold, index_build_s=build_s)
