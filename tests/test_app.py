@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from _app_server import SEEDS, ROOT, real_server, serve
+import app  # noqa: E402  (importable once _app_server has set the path)
 from qa.config import Settings
 from qa.errors import QuestionError
 from qa.formatting import NO_ANSWER, format_answer, format_error, highlight
@@ -298,6 +299,26 @@ def test_upload_of_a_wrong_file_type_is_refused(fake_app, tmp_path):
         status = str(e)
     assert "paper.pdf" in status or ".pdf" in status or "file type" in status.lower()
     assert list(served.qa.docs) == [SEED.id]
+
+
+def test_a_long_chat_keeps_answering(tmp_path):
+    """The chat sent its whole conversation with every question, so the 51st question (or the
+    ~21st of long ones) was refused with "the history has 51 turns; the limit is 50 ... start a
+    new conversation", though only the last turns are read. Follow-ups still resolve "he"."""
+    from conftest import SEED_FILE, make_fake_qa
+
+    qa = make_fake_qa(index_dir=tmp_path / "index", corpus_dir=None)
+    qa.add_paths([SEED_FILE])
+    ask = next(bf.fn for bf in app.build_app(qa).fns.values() if getattr(bf.fn, "__name__", "") == "ask_api")
+    pairs, messages = [], []
+    for i in range(qa.settings.limits.max_history_turns + 5):
+        long_question = f"Which army did General Popov command? ({i}) " + "please " * 120
+        messages, pairs, _ = ask(long_question, 5, True, 0.5, pairs, messages)
+        assert "qa-error" not in messages[-1]["content"], (i, messages[-1]["content"][:200])
+    seen = []
+    qa.ask = lambda question, history=None, **kw: seen.append(history) or Answer(question, "", 0.0, [])
+    ask("Whom did he accuse of treason?", 5, True, 0.5, [("Who commanded the 58th Army?", "Popov")], [])
+    assert seen == [[("Who commanded the 58th Army?", "Popov")]]
 
 
 def test_cli_flags_and_environment(monkeypatch):

@@ -89,6 +89,23 @@ def current_threshold(qa_instance) -> float:
     return qa_instance.reader.threshold if t is None else t
 
 
+def recent_turns(pairs: list, settings) -> list[tuple[str, str]]:
+    """The turns a chat question is asked with: the last ones the answerer reads
+    (``Settings.history_turns`` folded into retrieval; at least the previous turn,
+    which resolves "he"), within ``limits.max_history_turns`` and
+    ``limits.max_history_chars``. Sending the whole conversation made the chat
+    refuse every question after the 50th (or after ~20 long ones) with "start a
+    new conversation", though only the last turns are ever read."""
+    lim = settings.limits
+    keep = max(1, min(settings.history_turns, lim.max_history_turns))
+    turns = [tuple(p) if isinstance(p, (list, tuple)) else p for p in list(pairs or [])[-keep:]]
+    # (a malformed turn sent by an API client is left for ask() to name)
+    while turns and sum(len(x) for t in turns if isinstance(t, tuple) for x in t
+                        if isinstance(x, str)) > lim.max_history_chars:
+        turns.pop(0)
+    return turns
+
+
 def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> ChatTab:
     """The chat column and its events (inside an open ``gr.Blocks``/``gr.Tab``)."""
     settings = qa_instance.settings
@@ -106,7 +123,7 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
             return messages, pairs
         messages.append({"role": "user", "content": question})
         try:
-            a = ask_within(asker, budget, question, history=[tuple(p) for p in pairs], top_k=int(top_k),
+            a = ask_within(asker, budget, question, history=recent_turns(pairs, settings), top_k=int(top_k),
                            min_score=None if use_default else float(min_score))
         except IndexMissingError:
             messages.append({"role": "assistant", "content": format_error(NO_INDEX)})
@@ -121,7 +138,7 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
         messages.append({"role": "assistant",
                          "content": format_answer(a, qa_instance.store.documents, page_html=page_html)})
         pairs.append((question, a.answer))
-        return messages, pairs
+        return messages, recent_turns(pairs, settings)  # the session keeps only what a question is asked with
 
     # --- UI events (two steps so the question shows at once) -----------------
 
