@@ -134,6 +134,14 @@ def check_question(question: Any, limit: int) -> str:
     return q
 
 
+def check_questions(questions: Any, limit: int) -> list[str]:
+    """Each question checked by ``check_question``; a bare string (which would
+    be read as one question per character) or a non-list is an ``ArgumentError``."""
+    if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
+        raise ArgumentError(f"questions must be a list of strings, not {type(questions).__name__}")
+    return [check_question(q, limit) for q in questions]
+
+
 def check_top_k(top_k: Any, default: int, limit: int | None = None) -> int:
     if top_k is None:
         return default
@@ -206,13 +214,11 @@ class Answerer:
     ) -> list[Answer]:
         """Answer many questions with one batched retrieval and one batched read."""
         limit = self.settings.max_question_chars
-        if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
-            raise ArgumentError(f"questions must be a list of strings, not {type(questions).__name__}")
-        qs = [check_question(q, limit) for q in questions]
+        qs = check_questions(questions, limit)
         if histories is None:
             histories = [None] * len(qs)
-        if isinstance(histories, (str, bytes)) or len(histories) != len(qs):
-            raise ArgumentError("histories must match questions one to one")
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence) or len(histories) != len(qs):
+            raise ArgumentError("histories must be a list matching questions one to one")
         lim = self.settings.limits
         hs = [check_history(h, limit, lim.max_history_turns, lim.max_history_chars) for h in histories]
         k = check_top_k(top_k, self.settings.retrieval.top_k, lim.max_top_k)
@@ -258,7 +264,7 @@ class Answerer:
              mode: str | None = None) -> tuple[list[list[Passage]], list[ReadResult]]:
         """The passages and raw reader output behind ``ask_batch``, before any
         threshold (for calibrating the threshold on exactly what ``ask`` sees)."""
-        qs = [check_question(q, self.settings.max_question_chars) for q in questions]
+        qs = check_questions(questions, self.settings.max_question_chars)
         k = check_top_k(top_k, self.settings.retrieval.top_k, self.settings.limits.max_top_k)
         return self._read(self.snapshot(), qs, [None] * len(qs), k, mode)
 
@@ -280,10 +286,11 @@ class Answerer:
         """Retrieval alone (for evaluation and debugging): top-k chunks per question."""
         # Not capped by limits.max_top_k (evaluation ranks 100 deep; retrieval alone is cheap),
         # but never deeper than the index.
+        qs = check_questions(questions, self.settings.max_question_chars)
         k = check_top_k(top_k, self.settings.retrieval.top_k)
         store = self.snapshot()
         k = max(1, min(k, len(store)))
-        hits = self._retrieve(store, list(questions), [None] * len(questions), k, mode)
+        hits = self._retrieve(store, qs, [None] * len(qs), k, mode)
         return [[store.chunks[h.row] for h in hs] for hs in hits]
 
     def _retrieve(self, store: IndexStore, qs: list[str], histories: list, k: int, mode: str | None) -> list[list[Hit]]:

@@ -470,3 +470,26 @@ def test_questions_without_words_are_refused(fake_qa, bad):
 def test_ask_batch_needs_a_list(fake_qa, bad):
     with pytest.raises(errors.ArgumentError, match="list of strings"):
         fake_qa.ask_batch(bad)
+
+
+@pytest.mark.parametrize("call", ["read", "retrieve"])
+@pytest.mark.parametrize("bad", ["one question", None, 42])
+def test_read_and_retrieve_need_a_list(fake_qa, call, bad):
+    """A bare string was read as one question per character (five answers for "Alpha")."""
+    with pytest.raises(errors.ArgumentError, match="list of strings"):
+        getattr(fake_qa, call)(bad)
+
+
+@pytest.mark.parametrize("call", ["read", "retrieve"])
+@pytest.mark.parametrize("bad, match", [(None, "must be a string"), ("  ", "empty"), ("x" * 1001, "the limit")])
+def test_read_and_retrieve_check_each_question(fake_qa, call, bad, match):
+    """retrieve([None]) was an AttributeError from inside the embedder; retrieve([""]) searched for nothing."""
+    with pytest.raises(errors.QuestionError, match=match):
+        getattr(fake_qa, call)(["Who is Ingrid Solberg?", bad])
+
+
+def test_ask_batch_histories_must_be_a_list(fake_qa):
+    """A generator of histories was a bare TypeError (object of type 'generator' has no len())."""
+    with pytest.raises(errors.ArgumentError, match="histories must be a list"):
+        fake_qa.ask_batch(["Who is Ingrid Solberg?"], (h for h in [None]))
+    assert fake_qa.ask_batch(["Who is Ingrid Solberg?"], (None,))[0].answer
