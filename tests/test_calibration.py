@@ -271,6 +271,25 @@ def test_qa_calibrate_stores_a_threshold_that_ask_then_uses(tiny_docs, tmp_path,
     assert not (tmp_path / "i" / USER_CALIBRATION_FILE).exists()
 
 
+@pytest.mark.parametrize("gold, match", [
+    ([{"id": "1", "question": "Which mill broke?", "answers": ["wheel"]}], "gold item 0 is a dict, not a GoldQuestion"),
+    ("GOLDQ", "not one GoldQuestion"),
+    (42, "gold must be a path or a list, not int"),
+])
+def test_qa_calibrate_names_gold_it_cannot_use(tmp_path, fake_models, tiny_docs, gold, match):
+    """A list of dicts was an AttributeError ('dict' object has no attribute 'question'),
+    one GoldQuestion a TypeError (not iterable)."""
+    from qa.errors import ArgumentError
+    from qa.evaluation import GoldQuestion
+
+    if gold == "GOLDQ":
+        gold = GoldQuestion("1", "Which mill broke?", ("wheel",))
+    q = fake_models(index_dir=tmp_path / "i", corpus_dir=None)
+    q.add_documents(tiny_docs)
+    with pytest.raises(ArgumentError, match=match):
+        q.calibrate(gold, store=False)
+
+
 def test_cli_calibrate(tiny_docs, tmp_path, fake_models, capsys):
     from qa.cli import main
 

@@ -141,6 +141,23 @@ def choose_threshold(candidates: Sequence[str], scores: Sequence[float], right: 
     return best["threshold"], crit, note
 
 
+def _gold_list(gold: Any) -> list[GoldQuestion]:
+    """``gold`` as a list of ``GoldQuestion``, or an ``ArgumentError`` saying what
+    to pass (a list of dicts was an AttributeError from deep in the loop, one
+    ``GoldQuestion`` a TypeError)."""
+    hint = "give a gold JSONL path or a list of GoldQuestion (qa.evaluation.load_gold reads a file)"
+    if isinstance(gold, (GoldQuestion, dict, bytes)):
+        raise ArgumentError(f"gold must be a path or a list, not one {type(gold).__name__}: {hint}")
+    try:
+        questions = list(gold)
+    except TypeError:
+        raise ArgumentError(f"gold must be a path or a list, not {type(gold).__name__}: {hint}") from None
+    for n, q in enumerate(questions):
+        if not isinstance(q, GoldQuestion):
+            raise ArgumentError(f"gold item {n} is a {type(q).__name__}, not a GoldQuestion: {hint}")
+    return questions
+
+
 def calibrate(qa: Any, gold: str | Path | Sequence[GoldQuestion], precision: float | None = None,
               max_withheld: float | None = None, top_k: int | None = None, store: bool = True,
               batch_size: int = 16, progress: bool = False, answers: Sequence[Any] | None = None) -> CalibrationReport:
@@ -149,7 +166,7 @@ def calibrate(qa: Any, gold: str | Path | Sequence[GoldQuestion], precision: flo
     ``answers``: the gold questions already asked at ``min_score=0`` (one
     ``Answer`` each, in order), so a caller that shows other figures from the
     same answers (the app's Check and tune tab) asks each question once."""
-    questions = load_gold(gold) if isinstance(gold, (str, Path)) else list(gold)
+    questions = load_gold(gold) if isinstance(gold, (str, Path)) else _gold_list(gold)
     if not questions:
         raise ArgumentError("no gold questions")
     candidates: list[str] = []
