@@ -185,6 +185,15 @@ def test_load_gold_reads_records_and_skips_blank_lines(tmp_path):
     assert not gold[1].answerable and gold[1].doc_id is None
 
 
+def test_load_gold_reads_a_file_saved_with_a_byte_order_mark_and_crlf(tmp_path):
+    """Notepad's UTF-8 (BOM, CRLF): line 1 was "not valid JSON (Unexpected UTF-8 BOM)"."""
+    p = tmp_path / "gold.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + '{"id": "q1", "question": "Who?", "answers": ["Åse"]}\r\n'
+                  '{"id": "q2", "question": "Where?", "answers": []}\r\n'.encode("utf-8"))
+    gold = ev.load_gold(p)
+    assert [g.id for g in gold] == ["q1", "q2"] and gold[0].answers == ("Åse",)
+
+
 @pytest.mark.parametrize("line,message", [
     ('{"id": "q1", "question": "Who?", "answers": ["Ann"]', ":2: not valid JSON"),
     ('["q1", "Who?"]', ":2: expected a JSON object"),

@@ -61,10 +61,13 @@ def parse_gold_line(line: str, where: str = "line") -> GoldQuestion:
 
 
 def load_gold(path: str | Path) -> list[GoldQuestion]:
-    """Read a gold JSONL file (blank lines allowed); errors say file and line."""
+    """Read a gold JSONL file (blank lines allowed); errors say file and line.
+
+    A byte-order mark is skipped: editors on Windows save UTF-8 with one, and it
+    made a well-formed first line "not valid JSON"."""
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError as e:
         raise GoldFormatError(f"{p}: no such file") from e
     except IsADirectoryError as e:
