@@ -115,12 +115,18 @@ def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_
                 continue
             first_of.add(p.name)
             todo.append(p)  # decided per file, not per name: one bad file never drops its namesake
-        batch = load_batch(todo, max_bytes) if todo else None
+        indexed = _indexed_texts(qa)
+        batch = load_batch(todo, max_bytes, existing=indexed) if todo else None
         docs = []
         if batch is not None:
             for r in list(batch.problems) + list(batch.skipped):
                 name = names.get(str(r.path), Path(r.path).name)
-                report.problems.append((name, _name_only(r.reason, Path(r.path), name)))
+                repeats = batch.duplicates.get(str(r.path))
+                if indexed and repeats in indexed and repeats not in first_of:  # not a file of this upload
+                    why = f"the same text as {repeats!r} is already indexed; not indexed twice"
+                else:
+                    why = _name_only(r.reason, Path(r.path), name)
+                report.problems.append((name, why))
             docs = batch.documents
         if docs:
             try:
@@ -138,6 +144,16 @@ def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_
     finally:
         if delete_under is not None:
             delete_uploads(paths, delete_under)
+
+
+def _indexed_texts(qa: Any) -> dict[str, str] | None:
+    """Indexed ids and their text hashes, so that a file whose text is already
+    indexed under another name is reported as a duplicate (as ``qa index`` does)
+    instead of being indexed twice. None without a readable index: nothing to repeat."""
+    try:
+        return dict(qa.store.manifest.documents)
+    except (QAError, AttributeError):
+        return None
 
 
 def _keep_pdfs(qa: Any, docs: list) -> None:

@@ -216,6 +216,18 @@ def test_files_sharing_a_name_in_one_upload_are_each_accounted_for(tmp_path):
     assert len(report.problems) == 1 and "200-byte limit" in report.problems[0][1]
 
 
+def test_an_upload_repeating_an_indexed_text_under_another_name_is_not_indexed_twice(seeded, tmp_path):
+    """``qa index`` reports a file whose text is already indexed under another id as a duplicate;
+    an upload indexed it a second time (two documents, every passage found twice)."""
+    qa = fake_qa(seeded)
+    copy = write(tmp_path / "up", "popov-copy.txt", SEED_FILE.read_text(encoding="utf-8"))
+    report = index_uploads(qa, [copy])
+    assert not report.added and set(qa.store.documents) == {SEED_FILE.name}
+    assert report.problems == [("popov-copy.txt", f"the same text as {SEED_FILE.name!r} is already indexed; "
+                                                  "not indexed twice")]
+    assert str(tmp_path) not in report.markdown()
+
+
 # --- 3. questions never wait behind an upload --------------------------------------
 
 class _SlowModel:
