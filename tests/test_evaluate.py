@@ -305,6 +305,14 @@ def test_malformed_squad_files_are_reported_with_their_record(tmp_path, capsys, 
     assert err.startswith(f"error: {f}: ") and message in err and "\n" not in err
 
 
+def test_squad_file_with_a_byte_order_mark_is_read(tmp_path):
+    f = tmp_path / "squad.json"
+    f.write_bytes(b"\xef\xbb\xbf" + json.dumps({"data": [{"title": "T", "paragraphs": [
+        {"context": "Alpha.", "qas": [_SQUAD_QA]}]}]}).encode("utf-8"))
+    gold, docs = ev.squad_gold(f)
+    assert [g.answers for g in gold] == [("Alpha",)] and docs[0].text == "Alpha."
+
+
 def test_missing_squad_file_is_one_line(tmp_path, capsys):
     assert evcli.main(["--squad", str(tmp_path / "nope.json")]) == 1
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.json'}: no such file"

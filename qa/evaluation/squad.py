@@ -85,7 +85,7 @@ def load_squad(path: str | Path) -> list[SquadExample]:
     prints it as one line; a bare ``KeyError: 'answers'`` said neither)."""
     p = Path(path)
     try:
-        with open(p, encoding="utf-8") as fh:
+        with open(p, encoding="utf-8-sig") as fh:  # a byte-order mark (Windows editors) is skipped
             raw = json.load(fh)
     except FileNotFoundError:
         raise GoldFormatError(f"{p}: no such file") from None
