@@ -103,6 +103,17 @@ def excerpt(c: Citation, doc: Document | None = None) -> tuple[str, bool]:
     return pre + "<mark>" + _esc(t[i:j]) + "</mark>" + post, (a > lead or b < t_end)
 
 
+def percents(score: float, threshold: float) -> tuple[str, str]:
+    """``score`` and ``threshold`` as percentages that differ whenever the two do:
+    a guess at 0.108 under the default 0.110 read "confidence 11%, below the 11%
+    threshold". Whole percents, one or two decimals only where they round alike."""
+    for digits in range(3):
+        a, b = f"{score:.{digits}%}", f"{threshold:.{digits}%}"
+        if a != b:
+            break
+    return a, b
+
+
 def location(c: Citation) -> str:
     """"p. 7", "§ Installation", both, or "" (plain text has neither)."""
     return " · ".join(x for x in (f"p. {c.page}" if c.page else "", f"§ {c.section}" if c.section else "") if x)
@@ -183,10 +194,13 @@ def format_answer(answer: Answer, documents: Mapping[str, Document] | None = Non
         # never styled as an answer.
         lead = answer.best_candidate_citation
         parts.append(f'<div class="qa-answer qa-none">{_esc(NO_ANSWER)}</div>')
-        threshold = f", below the {answer.threshold:.0%} threshold" if answer.threshold is not None else ""
+        score, threshold = f"{answer.score:.0%}", ""
+        if answer.threshold is not None:
+            score, below = percents(answer.score, answer.threshold)
+            threshold = f", below the {below} threshold"
         parts.append('<div class="qa-lowconf"><span class="qa-lowconf-tag">Low confidence</span> '
                      f'Possible answer: <span class="qa-guess">{_esc(answer.best_candidate)}</span> '
-                     f'<span class="qa-lowconf-score">(confidence {answer.score:.0%}{threshold})</span></div>')
+                     f'<span class="qa-lowconf-score">(confidence {score}{threshold})</span></div>')
         cites = guess_first(lead, cites)
         label, summary = "Where the answer may be (low confidence)", "Other passages"
     else:

@@ -136,3 +136,17 @@ def test_hostile_text_stays_text_in_excerpts_and_titles():
     reply = format_answer(Answer("q", "4711", 0.9, [c], timings={"read_ms": 1.0}), {})
     assert "<img" not in reply and "<script" not in reply and "<a " not in reply
     assert "&lt;script&gt;" in reply and "javascript:alert(3)" in plain(reply)
+
+
+def test_a_guess_just_below_the_threshold_does_not_read_as_equal_to_it():
+    """A guess at 0.108 under the default 0.110 read "confidence 11%, below the 11% threshold"."""
+    guess = cite("The harbour master is Ingrid Solberg.", "Ingrid Solberg")
+
+    def shown(score: float, threshold: float) -> str:
+        a = Answer("Who is the harbour master?", "", score, [], "below the threshold",
+                   best_candidate="Ingrid Solberg", best_candidate_citation=guess, threshold=threshold)
+        return re.search(r'class="qa-lowconf-score">\((.*?)\)<', format_answer(a)).group(1)
+
+    assert shown(0.108, 0.110) == "confidence 10.8%, below the 11.0% threshold"
+    assert shown(0.4996, 0.5) == "confidence 49.96%, below the 50.00% threshold"
+    assert shown(0.2, 0.4) == "confidence 20%, below the 40% threshold"  # whole percents where they differ
