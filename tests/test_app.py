@@ -321,6 +321,20 @@ def test_a_long_chat_keeps_answering(tmp_path):
     assert seen == [[("Who commanded the 58th Army?", "Popov")]]
 
 
+def test_a_chat_over_an_index_emptied_by_removals_points_to_the_upload_panel(tmp_path):
+    """Once every document was removed, the chat told a web user to run `qa index PATH...`."""
+    from conftest import SEED_FILE, make_fake_qa
+    from qa.ui.chat import NO_INDEX
+
+    qa = make_fake_qa(index_dir=tmp_path / "index", corpus_dir=None)
+    qa.add_paths([SEED_FILE])
+    qa.remove_documents([SEED_FILE.name])
+    ask = next(bf.fn for bf in app.build_app(qa).fns.values() if getattr(bf.fn, "__name__", "") == "ask_api")
+    messages, pairs, _ = ask("Which army did General Popov command?", 5, True, 0.5, [], [])
+    assert messages[-1]["content"] == format_error(NO_INDEX) and "qa index" not in messages[-1]["content"]
+    assert pairs == []
+
+
 def test_cli_flags_and_environment(monkeypatch):
     import app
 

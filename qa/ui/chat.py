@@ -16,7 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from qa.batching import MicroBatcher
-from qa.errors import IndexMissingError, QAError
+from qa.errors import EmptyCorpusError, IndexMissingError, QAError
 from qa.formatting import answer_to_dict, format_answer, format_error
 from qa.pages import render_citation_page
 from qa.serving import ask_within, web_errors
@@ -125,7 +125,7 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
         try:
             a = ask_within(asker, budget, question, history=recent_turns(pairs, settings), top_k=int(top_k),
                            min_score=None if use_default else float(min_score))
-        except IndexMissingError:
+        except (IndexMissingError, EmptyCorpusError):  # none yet, or every one removed: not a CLI matter
             messages.append({"role": "assistant", "content": format_error(NO_INDEX)})
             return messages, pairs
         except QAError as e:
