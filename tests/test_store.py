@@ -394,3 +394,20 @@ def test_manifest_hashes_follow_updates(tiny_store, small_chunker, fake_embedder
     assert updated.manifest.documents["alpha.txt"] == sha256_text(d.text)
     assert updated.documents["alpha.txt"].text == d.text
     assert all(c.text in d.text for c in updated.chunks if c.doc_id == "alpha.txt")
+
+
+@pytest.mark.parametrize("texts", [["x"], ["It is.", "x y"]])
+def test_documents_without_a_single_term_are_indexed(tmp_path, small_chunker, fake_embedder, fake_models, texts):
+    """A corpus whose chunks hold no BM25 term (a document "x", or only stop words) failed to
+    index with a bare 'ValueError: max() arg is an empty sequence' from bm25s; now it indexes,
+    BM25 finds nothing in it, dense retrieval still does, and it round-trips."""
+    docs = [make_doc(f"d{i}.txt", t) for i, t in enumerate(texts)]
+    store = build_store(docs, small_chunker, fake_embedder)
+    store.save(tmp_path / "i")
+    for s in (store, load(tmp_path / "i")):
+        assert len(s.lexical) == len(s.chunks) == len(texts)
+        assert bm25_search(s, [texts[0], "it is x"], 5) == [[], []]
+        assert len(dense_search(s, FakeEmbedder().run([texts[0]]), 5)[0]) == len(texts)
+    q = fake_models(index_dir=tmp_path / "api", corpus_dir=None)
+    q.add_documents(docs)
+    assert q.ask("What is x?").citations[0].doc_id in {d.id for d in docs}

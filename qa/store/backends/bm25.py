@@ -12,6 +12,10 @@ from qa.config import BM25Config
 from qa.store.base import LexicalIndex
 
 IDS_FILE = "ids.npy"
+#: The one term of a corpus whose chunks hold no term at all (a document "x", or
+#: only stop words): bm25s cannot index an empty vocabulary (a bare ``max()`` of
+#: nothing), and a query never holds this (the tokenizer makes no control characters).
+NO_TERMS = "\x00qa-no-terms"
 
 
 def _stemmer(config: BM25Config):
@@ -45,8 +49,11 @@ class Bm25Index(LexicalIndex):
             raise ValueError("one id per text")
         retriever = None
         if len(texts):
+            tokens = tokenize(texts, config)
+            if not any(tokens):
+                tokens[0] = [NO_TERMS]
             retriever = bm25s.BM25(method=config.method, k1=config.k1, b=config.b)
-            retriever.index(tokenize(texts, config), show_progress=False)
+            retriever.index(tokens, show_progress=False)
         return cls(retriever, ids, config)
 
     def __len__(self) -> int:
