@@ -152,7 +152,7 @@ def _indexed_texts(qa: Any) -> dict[str, str] | None:
     instead of being indexed twice. None without a readable index: nothing to repeat."""
     try:
         return dict(qa.store.manifest.documents)
-    except (QAError, AttributeError):
+    except (QAError, OSError, AttributeError):  # an unreadable index is reported when it is written
         return None
 
 
