@@ -363,6 +363,24 @@ def test_extension_that_lies(tmp_path):
     assert issubclass(FormatMismatchError, errors.UnsupportedFormatError)
 
 
+@pytest.mark.parametrize("name, raw, error, pattern", [
+    # a binary file that decodes as UTF-8 (every byte below 0x80)
+    ("data.txt", b"HDR1" + bytes(range(0, 32)) * 8 + b"rows follow", FormatMismatchError, "NUL bytes: binary data"),
+    ("log.txt", b"plain words\n" * 1000 + b"\x00\x01\x02 then binary", FormatMismatchError,  # past the first 4 KiB
+     "NUL bytes: binary data"),
+    ("notes.md", "# Notes\r\nUTF-16 without a byte order mark".encode("utf-16-le"), errors.DocumentEncodingError,
+     "UTF-16 text, not UTF-8; save it as UTF-8"),
+    ("notes.txt", "UTF-16, big-endian".encode("utf-16-be"), errors.DocumentEncodingError, "UTF-16 text"),
+])
+def test_text_with_nul_bytes_is_refused_not_indexed_as_words(tmp_path, name, raw, error, pattern):
+    """A .txt/.md holding NUL bytes is binary data or UTF-16 text: both decode
+    as "valid UTF-8" when every byte is below 0x80, and were indexed as text full
+    of control characters (every offset and answer of it garbage)."""
+    (tmp_path / name).write_bytes(raw)
+    with pytest.raises(error, match=pattern):
+        load_file(tmp_path / name)
+
+
 def test_upper_case_suffix(tmp_path):
     (tmp_path / "SCAN.PDF").write_bytes(make_pdf([page_text(1)]))
     assert load_file(tmp_path / "SCAN.PDF").locators[0].page == 1

@@ -16,17 +16,20 @@ from pathlib import Path
 from typing import Iterable
 
 from qa.errors import (
+    CorruptDocumentError,
+    DocumentEncodingError,
     DocumentError,
     DocumentFieldError,
     DocumentNotFoundError,
     DocumentUnreadableError,
     EmptyCorpusError,
     EmptyDocumentError,
+    FileTooLargeError,
+    FormatMismatchError,
     UnsupportedFormatError,
 )
 from qa.ingest.base import detect_binary
 from qa.ingest.metadata import parse_metadata
-from qa.errors import CorruptDocumentError, FileTooLargeError, FormatMismatchError
 from qa.ingest.registry import SUPPORTED_SUFFIXES, loader_for, suggest_suffix
 from qa.types import Document, check_doc_id
 
@@ -57,6 +60,15 @@ def _textual(raw: bytes) -> str | None:
     return "HTML" if low.startswith(("<!doctype html", "<html", "<head", "<body")) else "plain text"
 
 
+def _utf16(raw: bytes) -> bool:
+    """UTF-16 text: a byte order mark, or (none, as some tools write it) every
+    other byte of the start NUL, as ASCII-range characters make it."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    head = raw[:512] if len(raw) % 2 == 0 else raw[:512 - 1]
+    return len(head) >= 4 and (not any(head[1::2]) or not any(head[0::2]))
+
+
 def document_from_bytes(raw: bytes, path: str | Path, doc_id: str | None = None,
                         max_bytes: int | None = None) -> Document:
     """Extract a document from a file's bytes; ``path`` names it (its suffix picks
@@ -75,7 +87,12 @@ def document_from_bytes(raw: bytes, path: str | Path, doc_id: str | None = None,
     if not raw:
         raise EmptyDocumentError(f"{p}: the file is empty (0 bytes)")
     if not loader.sniff(raw):
-        what = detect_binary(raw) or _textual(raw)
+        what = detect_binary(raw)
+        if what is None and b"\x00" in raw and loader.name in ("text", "markdown"):
+            if _utf16(raw):
+                raise DocumentEncodingError(f"{p}: UTF-16 text, not UTF-8; save it as UTF-8 and index it again")
+            raise FormatMismatchError(f"{p}: the file holds NUL bytes: binary data, not {loader.name}")
+        what = what or _textual(raw)
         if what is None:
             raise CorruptDocumentError(
                 f"{p}: not a {loader.name} file (its first bytes are no {loader.name} signature); "

@@ -38,7 +38,9 @@ class TextLoader(Loader):
     name = "text"
 
     def sniff(self, raw: bytes) -> bool:
-        return detect_binary(raw) is None
+        # A NUL byte means binary data or UTF-16 text: either "decodes as UTF-8"
+        # when every byte is below 0x80, and would be indexed as control characters.
+        return detect_binary(raw) is None and b"\x00" not in raw
 
     def extract(self, raw: bytes, path: Path) -> Extracted:
         text = decode_utf8(raw, path)
