@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from _app_server import ROOT, real_server
+from _app_server import ROOT, real_server, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -262,3 +262,60 @@ def test_an_evaluation_from_the_tab_stores_a_threshold_ask_uses(tmp_path_factory
     finally:
         stored.unlink(missing_ok=True)
         page.get_by_role("tab", name="Chat").click()
+
+
+class _SlowReader:
+    """The fake reader, 1.5 s per call: long enough to send a second question
+    while the first is being answered (the real reader answers too fast to race)."""
+
+    def __init__(self) -> None:
+        from fakes import FakeReader
+
+        self._reader = FakeReader()
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+    def run(self, questions, passages):
+        import time
+
+        time.sleep(1.5)
+        return self._reader.run(questions, passages)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_question_sent_while_one_is_answered_loses_neither(browser_page, tmp_path, write_docs):
+    """Enter, then the Ask button while the first answer is still coming: both
+    turns used to share one pending slot and the chat state of before, so one
+    question was answered twice or a turn vanished from the conversation."""
+    from conftest import TINY_DOCS
+    from fakes import make_fake_qa
+
+    qa_instance = make_fake_qa(index_dir=tmp_path / "index", corpus_dir=write_docs(TINY_DOCS), reader=_SlowReader())
+    served = serve(qa_instance)
+    try:
+        page = browser_page
+        page.goto(served.url, wait_until="domcontentloaded")
+        box = page.locator("#qa-question textarea")
+        box.wait_for(timeout=60_000)
+        first, second = "When was Alpha Station built?", "Who is Ingrid Solberg?"
+        send, thinking = page.locator("#qa-send"), page.locator("#qa-chat .qa-thinking")
+        box.fill(first)
+        box.press("Enter")
+        expect(thinking).to_have_count(1, timeout=10_000)
+        expect(send).to_be_disabled()
+        box.fill(second)  # typed while the first is answered, and sent: not taken yet, not lost
+        box.press("Enter")
+        expect(thinking).to_have_count(0, timeout=60_000)
+        replies = page.locator("#qa-chat .qa-reply:not(.qa-thinking)")
+        expect(replies).to_have_count(1)
+        expect(box).to_have_value(second)
+        expect(send).to_be_enabled()
+        box.press("Enter")
+        expect(replies).to_have_count(2, timeout=60_000)
+        chat = page.locator("#qa-chat").inner_text()
+        assert chat.count(first) == 1 and chat.count(second) == 1, chat
+        assert chat.index(first) < chat.index("1962") < chat.index(second) < chat.index("Solberg", chat.index(second) + len(second)), chat
+    finally:
+        served.close()

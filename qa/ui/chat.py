@@ -142,13 +142,17 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
 
     # --- UI events (two steps so the question shows at once) -----------------
 
-    def post_question(text: str, messages: list):
+    def post_question(text: str, messages: list, pending: str):
+        """Show the question at once. While one is being answered another is not
+        taken (Enter does nothing, the button is off, the box keeps its text): both
+        would share the one pending slot and the conversation of before, and the
+        first question vanished from the chat unanswered."""
         text = (text or "").strip()
-        if not text:
-            return gr.skip(), messages, ""
+        if not text or pending:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         shown = list(messages or []) + [{"role": "user", "content": text},
                                         {"role": "assistant", "content": THINKING}]
-        return "", shown, text
+        return "", gr.update(interactive=False), shown, text
 
     def answer_pending(pending: str, pairs: list, messages: list, top_k, use_default, min_score):
         if not pending:
@@ -204,10 +208,11 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
     ask_inputs = [pending, pairs, messages, top_k, use_default, min_score]
     ask_outputs = [chatbot, pairs, messages, pending]
     for trigger in (box.submit, send.click):
-        trigger(post_question, [box, messages], [box, chatbot, pending], queue=False,
+        trigger(post_question, [box, messages, pending], [box, send, chatbot, pending], queue=False,
                 api_visibility="private").then(
             answer_pending, ask_inputs, ask_outputs, concurrency_id="ask",
-            concurrency_limit=concurrency_limit, api_visibility="private")
+            concurrency_limit=concurrency_limit, api_visibility="private").then(
+            lambda: gr.update(interactive=True), None, send, queue=False, api_visibility="private")
 
     api_button = gr.Button(visible=False)
     api_button.click(ask_api, [box, top_k, use_default, min_score, pairs, messages],
