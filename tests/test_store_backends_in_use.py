@@ -60,3 +60,28 @@ def test_milvus_lite_serves_and_drops_what_it_replaced(fake_models, write_docs, 
     # Only the live snapshot's collection is left on the server.
     live = IndexStore.load(tmp_path / "index")
     assert client(uri).list_collections() == [live.vectors.collection]
+
+
+@pytest.mark.milvus
+def test_milvus_lite_index_written_by_one_process_is_served_by_the_next(tmp_path):
+    # `qa index --backend milvus` then `qa ask`: the second process found the collection
+    # 'released' (Milvus Lite loads a collection only in the process that created it) and
+    # every question failed with an internal error.
+    pytest.importorskip("milvus_lite", reason="milvus-lite is a declared dependency; missing here")
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from qa.store.backends.milvus import MilvusIndex
+
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    write = ("import sys, numpy as np\nfrom pathlib import Path\nfrom qa.store.backends.milvus import MilvusIndex\n"
+             "ix = MilvusIndex(4, uri=sys.argv[1], index_type='FLAT')\n"
+             "ix.add(np.arange(4), np.eye(4, dtype='float32'))\nix.save(Path(sys.argv[2]))\n")
+    subprocess.run([sys.executable, "-c", write, str(tmp_path / "milvus.db"), str(folder)], check=True, timeout=300)
+    back = MilvusIndex.load(folder)
+    assert len(back) == 4
+    scores, ids = back.search(np.eye(4, dtype="float32")[2:3], 1)
+    assert ids.tolist() == [[2]]

@@ -251,6 +251,8 @@ class MilvusIndex(VectorIndex):
         uri = uri or meta["uri"]
         if not client(uri).has_collection(meta["collection"]):
             raise FileNotFoundError(f"Milvus collection {meta['collection']!r} is missing at {uri}")
+        # Another process wrote it: Milvus Lite serves a collection only once loaded ('released' otherwise).
+        client(uri).load_collection(meta["collection"])
         index = cls(meta["dim"], uri, meta["collection"], meta["prefix"], meta["index_type"], meta["index_params"],
                     meta["search_params"], _shared=True)
         index._shared = False  # a loaded snapshot's collection is its own (never mutate a published one: copy())
