@@ -259,6 +259,66 @@ def test_docx_headings_and_table(tmp_path):
     check_locators(doc)
 
 
+def make_docx_with_markup() -> bytes:
+    """A Word file as Word writes them once people edit it: tracked changes, a
+    field, a smart tag, a content control, a text box (DrawingML with its VML
+    fallback copy) and a table nested in a cell."""
+    import docx
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    w = nsdecls("w")
+    mc = 'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"'
+    d = docx.Document()
+    d.add_heading("Harbour", level=1)
+    p = d.add_paragraph("The keeper is ")
+    p._p.append(parse_xml(f'<w:ins {w} w:id="1" w:author="a"><w:r><w:t>Margit Halvorsen</w:t></w:r></w:ins>'))
+    p._p.append(parse_xml(f'<w:del {w} w:id="2" w:author="a"><w:r><w:delText>Old Name</w:delText></w:r></w:del>'))
+    p.add_run(".")
+    p = d.add_paragraph("See page ")
+    p._p.append(parse_xml(f'<w:fldSimple {w} w:instr="PAGE"><w:r><w:t>7</w:t></w:r></w:fldSimple>'))
+    p.add_run(" in ")
+    p._p.append(parse_xml(f'<w:smartTag {w} w:uri="u" w:element="place"><w:r><w:t>Oslo</w:t></w:r></w:smartTag>'))
+    p.add_run(".")
+    p = d.add_paragraph("The anchor paragraph.")
+    box = "<w:txbxContent><w:p><w:r><w:t>The ferry leaves at noon.</w:t></w:r></w:p></w:txbxContent>"
+    p._p.append(parse_xml(
+        f'<w:r {w} {mc}><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wp:anchor '
+        f'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"><a:graphic '
+        f'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><a:graphicData><wps:wsp '
+        f'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"><wps:txbx>{box}</wps:txbx>'
+        f'</wps:wsp></a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice><mc:Fallback><w:pict>'
+        f'<v:shape xmlns:v="urn:schemas-microsoft-com:vml"><v:textbox>{box}</v:textbox></v:shape></w:pict>'
+        f'</mc:Fallback></mc:AlternateContent></w:r>'))
+    body = d.element.body
+    body.insert(len(body) - 1, parse_xml(
+        f'<w:sdt {w}><w:sdtPr/><w:sdtContent><w:p><w:r><w:t>Inside a content control.</w:t></w:r></w:p>'
+        f'</w:sdtContent></w:sdt>'))
+    t = d.add_table(rows=1, cols=2)
+    t.cell(0, 0).text = "Dock fees"
+    inner = t.cell(0, 1).add_table(rows=1, cols=2)
+    inner.cell(0, 0).text = "Nordlys"
+    inner.cell(0, 1).text = "4,500 NOK"
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+def test_docx_keeps_text_in_revisions_fields_controls_boxes_and_nested_tables(tmp_path):
+    """python-docx's Paragraph.text reads only runs directly under a paragraph:
+    a tracked insertion, a field's result, a smart tag, a content control, a
+    text box and a nested table were lost ("The keeper is .")."""
+    f = tmp_path / "edited.docx"
+    f.write_bytes(make_docx_with_markup())
+    doc = load_file(f)
+    assert doc.text.split("\n\n") == [
+        "Harbour", "The keeper is Margit Halvorsen.", "See page 7 in Oslo.", "The anchor paragraph.",
+        "The ferry leaves at noon.", "Inside a content control.", "Dock fees | Nordlys | 4,500 NOK"]
+    assert "Old Name" not in doc.text  # deleted text stays deleted
+    assert doc.locate(doc.text.index("Margit")).section == "Harbour"
+    check_locators(doc)
+
+
 def test_corrupt_and_truncated_docx(tmp_path):
     raw = make_docx()
     (tmp_path / "cut.docx").write_bytes(raw[: len(raw) // 2])

@@ -3,6 +3,15 @@
 Each paragraph is one paragraph of the text and each table row one line
 (cells joined by `` | ``, a merged cell once), blocks joined by a blank line.
 Paragraphs styled Title or Heading N open a section locator.
+
+A paragraph's text is every ``w:t`` in it, in order, as Word shows it with
+tracked changes accepted: python-docx's ``Paragraph.text`` reads only the runs
+and hyperlinks directly under the paragraph, so it loses inserted text
+(``w:ins``), fields (``w:fldSimple``), smart tags and content controls
+(``w:sdt``); its ``iter_inner_content`` skips block content controls (cover
+pages, forms) and a cell's ``paragraphs`` its nested tables. Deleted and
+moved-away text stays out; a text box's paragraphs follow the paragraph that
+anchors it (once: the VML fallback copy of a shape is skipped).
 """
 
 from __future__ import annotations
@@ -11,11 +20,19 @@ import io
 import re
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 from qa.ingest.base import Extracted, Loader, TextBuilder
 from qa.errors import CorruptDocumentError, FormatMismatchError
 
 _HEADING_STYLE = re.compile(r"^(heading\s*\d|title)$", re.I)
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+#: Containers whose blocks are read as if they stood in their place (content controls, custom XML, revisions).
+_BLOCK_WRAPPERS = {_W + "sdt", _W + "sdtContent", _W + "customXml", _W + "ins", _W + "moveTo"}
+#: Inside a paragraph, subtrees that are not its visible text (or are read elsewhere: text boxes).
+_SKIP_IN_PARAGRAPH = {_W + "del", _W + "moveFrom", _W + "txbxContent", _MC_FALLBACK, _W + "pPr", _W + "rPr",
+                      _W + "sdtPr", _W + "instrText", _W + "footnoteReference", _W + "endnoteReference"}
 
 
 class _HeadingStyles:
@@ -50,8 +67,73 @@ class _HeadingStyles:
         return False
 
 
-def _cell_text(cell) -> str:
-    return " ".join(p.text.strip() for p in cell.paragraphs if p.text.strip())
+def _blocks(container) -> Iterator:
+    """The paragraphs (``w:p``) and tables (``w:tbl``) of a body, cell or text
+    box in document order, including those inside content controls."""
+    for el in container:
+        if el.tag in (_W + "p", _W + "tbl"):
+            yield el
+        elif el.tag in _BLOCK_WRAPPERS:
+            yield from _blocks(el)
+
+
+def _paragraph_text(p) -> tuple[str, list]:
+    """The text of paragraph ``p`` as Word shows it (tracked changes accepted),
+    and the text boxes anchored in it (``w:txbxContent`` elements)."""
+    parts: list[str] = []
+    boxes: list = []
+
+    def visit(el) -> None:
+        for child in el:
+            tag = child.tag
+            if not isinstance(tag, str) or tag in _SKIP_IN_PARAGRAPH:
+                if tag == _W + "txbxContent":
+                    boxes.append(child)
+                continue
+            if tag == _W + "t":
+                parts.append(child.text or "")
+            elif tag in (_W + "tab", _W + "ptab"):
+                parts.append("\t")
+            elif tag == _W + "br":
+                parts.append("\n" if child.get(_W + "type") in (None, "textWrapping") else "")
+            elif tag == _W + "cr":
+                parts.append("\n")
+            elif tag == _W + "noBreakHyphen":
+                parts.append("-")
+            else:
+                visit(child)
+
+    visit(p)
+    return "".join(parts), boxes
+
+
+def _rows(tbl, parent) -> Iterator[list[str]]:
+    """Each row of table ``tbl`` as its cells' texts (a merged cell once)."""
+    from docx.table import Table
+
+    for row in Table(tbl, parent).rows:
+        cells, seen = [], []
+        for cell in row.cells:
+            if any(cell._tc is tc for tc in seen):  # a merged cell repeats
+                continue
+            seen.append(cell._tc)
+            t = _cell_text(cell._tc, parent)
+            if t:
+                cells.append(t)
+        yield cells
+
+
+def _cell_text(tc, parent) -> str:
+    """A cell's paragraphs (and nested tables' rows) on one line."""
+    texts: list[str] = []
+    for el in _blocks(tc):
+        if el.tag == _W + "tbl":
+            texts.extend(" | ".join(cells) for cells in _rows(el, parent) if cells)
+            continue
+        text, boxes = _paragraph_text(el)
+        texts.append(text.strip())
+        texts.extend(_cell_text(box, parent) for box in boxes)
+    return " ".join(t for t in texts if t)
 
 
 class DocxLoader(Loader):
@@ -84,27 +166,26 @@ class DocxLoader(Loader):
         out = TextBuilder("\n\n")
         section: str | None = None
         first_heading: str | None = None
-        for block in d.iter_inner_content():
-            if hasattr(block, "rows"):  # a table
-                for row in block.rows:
-                    cells, seen = [], []
-                    for cell in row.cells:
-                        if any(cell._tc is tc for tc in seen):  # a merged cell repeats
-                            continue
-                        seen.append(cell._tc)
-                        t = _cell_text(cell)
-                        if t:
-                            cells.append(t)
-                    if cells:
-                        out.add(" | ".join(cells), section=section)
-                continue
-            text = block.text.strip()
-            if not text:
-                continue
-            if block._p.style in headings:
-                section = " ".join(text.split())
-                first_heading = first_heading or section
-            out.add(text, section=section)
+
+        def add(container) -> None:
+            nonlocal section, first_heading
+            for el in _blocks(container):
+                if el.tag == _W + "tbl":
+                    for cells in _rows(el, d._body):
+                        if cells:
+                            out.add(" | ".join(cells), section=section)
+                    continue
+                raw, boxes = _paragraph_text(el)
+                text = raw.strip()
+                if text:
+                    if el.style in headings:
+                        section = " ".join(text.split())
+                        first_heading = first_heading or section
+                    out.add(text, section=section)
+                for box in boxes:
+                    add(box)
+
+        add(d.element.body)
         text, locators = out.build()
         title = (d.core_properties.title or "").strip() or first_heading
         return Extracted(text=text, title=title, meta={}, locators=locators)
