@@ -236,6 +236,25 @@ def test_html_tables_lists_and_encoding(tmp_path):
     assert doc.locators[0].section == "Caf\xe9 prices" and doc.locators[0].end == len(doc.text)
 
 
+@pytest.mark.parametrize("label", ["iso-8859-1", "ISO-8859-1", "latin1", "us-ascii"])
+def test_html_latin1_label_is_read_as_windows_1252(tmp_path, label):
+    """Browsers (the WHATWG Encoding standard) read a page labelled Latin-1 or
+    ASCII as Windows-1252; Python's latin-1 turned its curly quotes, dash and
+    euro sign into C1 control characters (U+0093 ...)."""
+    raw = (f'<html><head><meta http-equiv="Content-Type" content="text/html; charset={label}"></head><body>'
+           '<h1>Caf\xe9</h1><p>\u201cFees\u201d \u2013 \u20ac 5 a night.</p></body></html>').encode("cp1252")
+    doc = document_from_bytes(raw, tmp_path / "old.html")
+    assert doc.text == "Caf\xe9\n\n\u201cFees\u201d \u2013 \u20ac 5 a night."
+
+
+def test_html_meta_saying_utf16_is_read_as_utf8(tmp_path):
+    """A <meta charset=utf-16> readable as ASCII cannot be true: browsers read
+    the page as UTF-8; it was decoded as UTF-16 into CJK garbage."""
+    raw = '<html><head><meta charset="utf-16"></head><body><h1>Caf\xe9</h1><p>Open daily.</p></body></html>'
+    doc = document_from_bytes(raw.encode("utf-8"), tmp_path / "page.html")
+    assert doc.text == "Caf\xe9\n\nOpen daily."
+
+
 def test_html_without_text(tmp_path):
     with pytest.raises(errors.EmptyDocumentError, match="no text found in this HTML file"):
         document_from_bytes(b"<html><body><nav><a href='/'>Home</a></nav><script>x()</script></body></html>",

@@ -44,17 +44,42 @@ def _norm(s: str | None) -> str:
     return " ".join(s.split()) if s else ""
 
 
+# Where the HTML standard (WHATWG Encoding) reads a <meta> charset label as
+# another encoding than Python's codec of that name: Latin-1 and ASCII pages
+# are decoded as Windows-1252 (their "smart quotes", dashes and euro signs are
+# Windows-1252 bytes; Latin-1 makes them C1 control characters), the Asian
+# legacy encodings as their Windows supersets, and a <meta> saying UTF-16
+# (which the ASCII-readable <meta> itself disproves) as UTF-8.
+_WHATWG_CODEC = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252", "iso8859-9": "cp1254",
+                 "iso8859-11": "cp874", "tis-620": "cp874", "gb2312": "gbk", "euc_kr": "cp949",
+                 "shift_jis": "cp932", "big5": "big5hkscs", "utf-16": "utf-8", "utf-16-le": "utf-8",
+                 "utf-16-be": "utf-8"}
+_WHATWG_LABEL = {"x-user-defined": "cp1252", "windows-874": "cp874", "x-sjis": "cp932", "ms932": "cp932"}
+
+
+def _meta_codec(label: str) -> str | None:
+    """The Python codec a <meta> charset label names, read as browsers read it."""
+    label = label.strip().lower()
+    if label in _WHATWG_LABEL:
+        return _WHATWG_LABEL[label]
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    return _WHATWG_CODEC.get(name, name)
+
+
 def decode_html(raw: bytes) -> str:
-    """BOM, else <meta charset>, else UTF-8, else Windows-1252 (what browsers assume)."""
+    """BOM, else <meta charset> (as browsers read its label), else UTF-8, else
+    Windows-1252 (what browsers assume)."""
     for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
         if raw.startswith(bom):
             return raw[len(bom):].decode(enc, errors="replace")
     m = _META_CHARSET.search(raw[:4096])
     if m:
-        try:
-            return raw.decode(codecs.lookup(m.group(1).decode("ascii", "replace")).name, errors="replace")
-        except LookupError:
-            pass
+        codec = _meta_codec(m.group(1).decode("ascii", "replace"))
+        if codec is not None:
+            return raw.decode(codec, errors="replace")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
