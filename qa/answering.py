@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from qa.config import Settings
 from qa.errors import ArgumentError, EmptyCorpusError, LimitError, QuestionError
+from qa.formatting import fractions
 from qa.reader import ReadResult
 from qa.reader.calibration import answer_probability, calibration_fingerprint, rank_candidates
 from qa.retrieval import Hit, Retriever, rrf
@@ -350,8 +351,8 @@ class Answerer:
         best_cite = cite(best.passage, (a0, a1))
         if prob < threshold:
             order = sorted(range(len(passages)), key=lambda i: -best_by_passage.get(i, 0.0))
-            reason = (f"the closest candidate, {text!r}, scored {prob:.2f}, "
-                      f"below the {threshold:.2f} threshold")
+            shown, below = fractions(prob, threshold)
+            reason = f"the closest candidate, {text!r}, scored {shown}, below the {below} threshold"
             return Answer(question, "", prob, [cite(i) for i in order], reason,
                           best_candidate=text, best_candidate_citation=best_cite, threshold=threshold)
         others = sorted((i for i in range(len(passages)) if i != best.passage),

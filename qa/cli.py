@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from qa.config import VECTOR_BACKEND_CHOICES, LimitsConfig, RetrievalConfig
 from qa.errors import QAError
-from qa.formatting import guess_first, location
+from qa.formatting import fractions, guess_first, location
 from qa.ingest.registry import SUPPORTED_SUFFIXES
 
 EXIT_USAGE = 2
@@ -75,8 +75,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     cites = a.citations[: 1 if a.answer else 3]
     if a.low_confidence and a.best_candidate_citation is not None:
         # Below the threshold: still show where the answer probably is, marked as a guess.
-        print(f"Low-confidence guess (not an answer): {a.best_candidate}   (confidence {a.score:.2f}, "
-              f"threshold {a.threshold:.2f})")
+        score, threshold = fractions(a.score, a.threshold)
+        print(f"Low-confidence guess (not an answer): {a.best_candidate}   (confidence {score}, "
+              f"threshold {threshold})")
         cites = guess_first(a.best_candidate_citation, a.citations)[:3]
     for n, c in enumerate(cites, start=1):
         text = c.text

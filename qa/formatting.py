@@ -103,15 +103,27 @@ def excerpt(c: Citation, doc: Document | None = None) -> tuple[str, bool]:
     return pre + "<mark>" + _esc(t[i:j]) + "</mark>" + post, (a > lead or b < t_end)
 
 
+def _apart(score: float, threshold: float, specs: Sequence[str]) -> tuple[str, str]:
+    """Both figures in the first format of ``specs`` that tells them apart (the last when none does)."""
+    for spec in specs:
+        a, b = format(score, spec), format(threshold, spec)
+        if a != b:
+            break
+    return a, b
+
+
 def percents(score: float, threshold: float) -> tuple[str, str]:
     """``score`` and ``threshold`` as percentages that differ whenever the two do:
     a guess at 0.108 under the default 0.110 read "confidence 11%, below the 11%
     threshold". Whole percents, one or two decimals only where they round alike."""
-    for digits in range(3):
-        a, b = f"{score:.{digits}%}", f"{threshold:.{digits}%}"
-        if a != b:
-            break
-    return a, b
+    return _apart(score, threshold, (".0%", ".1%", ".2%"))
+
+
+def fractions(score: float, threshold: float) -> tuple[str, str]:
+    """``percents`` for figures shown as probabilities (the CLI, ``no_answer_reason``):
+    two decimals, three or four only where two round alike (0.108 and 0.110 both
+    read "0.11", so a guess seemed to score the threshold it fell below)."""
+    return _apart(score, threshold, (".2f", ".3f", ".4f"))
 
 
 def location(c: Citation) -> str:

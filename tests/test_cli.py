@@ -387,3 +387,23 @@ def test_backend_on_an_existing_index_says_it_is_kept(run, indexed, corpus):
     rc, out, err = run("index", corpus, "--index", indexed, "--backend", "faiss-hnsw", "--rebuild")
     assert rc == 0 and "keeps" not in err
     assert IndexStore.load(indexed).manifest.vector_index["name"] == "faiss-hnsw"
+
+
+def test_a_guess_just_below_the_threshold_does_not_read_as_equal_to_it(run, indexed):
+    # A guess at 0.108 under the default 0.110 read "(confidence 0.11, threshold 0.11)" and
+    # "scored 0.11, below the 0.11 threshold": both figures get the decimals that tell them apart.
+    import re
+
+    rc, out, err = run("ask", "Who is Ingrid Solberg?", "--json", "--index", indexed)
+    assert rc == 0, err
+    score = json.loads(out)["score"]
+    threshold = score + 1e-4
+    assert f"{threshold:.2f}" == f"{score:.2f}"  # what two decimals cannot tell apart
+    rc, out, err = run("ask", "Who is Ingrid Solberg?", "--index", indexed, "--min-score", repr(threshold))
+    assert rc == 0, err
+    guess = re.search(r"^Low-confidence guess .*\(confidence ([\d.]+), threshold ([\d.]+)\)$", out, re.M)
+    reason = re.search(r"^Not in the documents \(.*scored ([\d.]+), below the ([\d.]+) threshold\)\.$", out, re.M)
+    assert guess and reason, out
+    for shown_score, shown_threshold in (guess.groups(), reason.groups()):
+        assert shown_score != shown_threshold, out
+        assert float(shown_score) < float(shown_threshold)
