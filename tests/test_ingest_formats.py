@@ -255,6 +255,19 @@ def test_html_meta_saying_utf16_is_read_as_utf8(tmp_path):
     assert doc.text == "Caf\xe9\n\nOpen daily."
 
 
+def test_html_layout_table_is_read_as_blocks_once(tmp_path):
+    """A page laid out in a table (an old site, an e-mail): each row was read as
+    one line with every descendant row of the nested tables, so their text
+    appeared three times, and the heading inside a cell opened no section."""
+    html = ("<html><body><h1>Harbour</h1><table><tr><td><h2>Fees</h2><p>Mooring is paid at the office.</p>"
+            "<table><tr><td>Nordlys</td><td>4,500 NOK</td></tr></table></td><td>Open daily.</td></tr></table>"
+            "</body></html>")
+    doc = document_from_bytes(html.encode(), tmp_path / "layout.html")
+    assert doc.text == "Harbour\n\nFees\n\nMooring is paid at the office.\n\nNordlys | 4,500 NOK\n\nOpen daily."
+    assert doc.locate(doc.text.index("Nordlys")).section == "Fees"
+    check_locators(doc)
+
+
 def test_html_without_text(tmp_path):
     with pytest.raises(errors.EmptyDocumentError, match="no text found in this HTML file"):
         document_from_bytes(b"<html><body><nav><a href='/'>Home</a></nav><script>x()</script></body></html>",

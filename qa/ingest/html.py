@@ -139,6 +139,15 @@ def _strip_boilerplate(root, heuristics: bool = True) -> None:
     _remove_all(doomed, keep)
 
 
+def _layout_table(table) -> bool:
+    """A table used for layout (it holds another table or a heading), not data:
+    read as one row per line, its nested tables' text came out two or three
+    times and its headings and paragraphs were flattened into one line."""
+    if table.css_first("h1, h2, h3, h4, h5, h6") is not None:
+        return True
+    return any(t.mem_id != table.mem_id for t in table.css("table"))
+
+
 class _Walker:
     def __init__(self) -> None:
         self.out = TextBuilder("\n\n")
@@ -171,6 +180,10 @@ class _Walker:
                 text = (child.text(deep=True) or "").strip("\n")
                 if text.strip():
                     self.out.add(text, section=self.section)
+            elif tag == "table" and _layout_table(child):
+                self.flush()  # a page laid out in a table: its cells are read as blocks
+                self.walk(child, depth + 1)
+                self.flush()
             elif tag == "table":
                 self.flush()
                 for row in child.css("tr"):
