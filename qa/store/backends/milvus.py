@@ -67,6 +67,23 @@ def _normal_uri(uri: str | os.PathLike) -> str:
     return str(Path(uri).resolve()) if is_lite(uri) else uri
 
 
+class _LiteTimestampNoise(logging.Filter):
+    """Milvus Lite has no ``AllocTimestamp``: pymilvus's query iterator (reading
+    the rows back, as every update from a new process does) asks for one, the
+    in-process gRPC server logs a traceback, and pymilvus a warning that it uses
+    the client's clock instead. Nothing is wrong, but a successful ``qa index``
+    printed both on stderr."""
+
+    LOGGERS = ("grpc._server", "pymilvus.client.iterator.query_iterator")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "Method not implemented" not in message and "mvccTs" not in message
+
+
+_LITE_NOISE = _LiteTimestampNoise()
+
+
 def client(uri: str):
     """One ``MilvusClient`` per URI (Milvus Lite runs one server per file)."""
     from pymilvus import MilvusClient
@@ -76,6 +93,9 @@ def client(uri: str):
         c = _clients.get(uri)
         if c is None:
             if is_lite(uri):
+                for name in _LiteTimestampNoise.LOGGERS:
+                    if _LITE_NOISE not in logging.getLogger(name).filters:
+                        logging.getLogger(name).addFilter(_LITE_NOISE)
                 Path(uri).parent.mkdir(parents=True, exist_ok=True)
                 c = MilvusClient(uri)
             else:
