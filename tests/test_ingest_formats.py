@@ -400,6 +400,23 @@ def test_markdown_sections_and_byte_exact(tmp_path):
     check_locators(doc)
 
 
+def test_markdown_front_matter_is_no_section_and_code_is_no_title(tmp_path):
+    """YAML front matter's closing ``---`` was read as a setext underline (a
+    section named after its last line, "date: 2024-01-01"), and the title was a
+    ``# comment`` inside a fenced code block."""
+    raw = ("---\ntitle: Harbour notes\ndate: 2024-01-01\n---\n\nIntro.\n\n```sh\n# install it\nmake\n```\n\n"
+           "Fees\n====\n\nMooring is paid at the office.\n")
+    f = tmp_path / "harbour_notes.md"
+    f.write_bytes(raw.encode())
+    doc = load_file(f)
+    assert doc.text == raw  # byte-exact as ever
+    assert [loc.section for loc in doc.locators] == ["Fees"]
+    assert doc.locate(doc.text.index("Intro")) is None
+    assert doc.title == "harbour notes"  # the file name: no "# " heading outside code
+    # a thematic break followed by text is not front matter
+    assert [loc.section for loc in markdown_sections("---\nSome text\n---\n")] == ["Some text"]
+
+
 def test_plain_text_has_no_locators(tmp_path):
     f = tmp_path / "n.txt"
     f.write_text("# Not markdown\n\nJust text.\n", encoding="utf-8")

@@ -58,6 +58,43 @@ def _clean_heading(s: str) -> str:
     return _INLINE.sub(lambda m: m.group(1) or "", s).strip()
 
 
+_FRONT_MATTER = re.compile(r"\ufeff?---[ \t]*\r?\n(?:.*?\r?\n)??(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+_YAML_KEY = re.compile(r"[\w.-]+[ \t]*:(?:[ \t]|$)")
+
+
+def front_matter_end(text: str) -> int:
+    """Where YAML front matter (``---`` ... ``---`` opening the file, as Jekyll,
+    Hugo and Obsidian write it) ends, or 0 when there is none: its closing
+    ``---`` is not a setext underline and its lines are not the document's."""
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return 0
+    first = next((ln for ln in m.group().splitlines()[1:-1] if ln.strip()), "")
+    return m.end() if not first or _YAML_KEY.match(first) else 0  # else a thematic break, then text
+
+
+def _without_code(text: str) -> str:
+    """``text`` with front matter and fenced code blocks blanked (newlines kept),
+    for finding the title: a ``# comment`` in a shell snippet is not a heading."""
+    out: list[str] = []
+    fence: str | None = None
+    skip = front_matter_end(text)
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        m = _FENCE.match(line)
+        if pos < skip or fence is not None or m:
+            out.append("\n" if line.endswith(("\n", "\r")) else "")
+            if fence is not None and m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
+                fence = None
+            elif fence is None and m and pos >= skip:
+                fence = m.group(1)
+        else:
+            out.append(line)
+        pos += len(line)
+    return "".join(out)
+
+
 def markdown_sections(text: str) -> tuple[Locator, ...]:
     """Section locators of a Markdown text: each heading's range runs from the
     heading line to the next heading (any level); text before the first heading
@@ -65,9 +102,13 @@ def markdown_sections(text: str) -> tuple[Locator, ...]:
     starts: list[tuple[int, str]] = []
     fence: str | None = None
     pos = 0
+    skip = front_matter_end(text)
     prev: tuple[int, str] | None = None  # (offset, line) of the previous non-blank paragraph line
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
+        if pos < skip:
+            pos += len(line)
+            continue
         m = _FENCE.match(body)
         if fence is not None:
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
@@ -152,5 +193,5 @@ class MarkdownLoader(TextLoader):
 
     def extract(self, raw: bytes, path: Path) -> Extracted:
         text = blank_inline_html(decode_utf8(raw, path))
-        title, meta = _title(text, path)
+        title, meta = _title(_without_code(text), path)
         return Extracted(text=text, title=title, meta=meta, locators=markdown_sections(text))
