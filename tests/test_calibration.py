@@ -20,7 +20,7 @@ from qa.store.threshold import save_threshold as save_user_threshold
 USER_CALIBRATION_FILE = THRESHOLD_FILE
 from qa.training import calibrate_reader as cr
 
-from conftest import FakeReader  # noqa: E402  (tests/ is on the path)
+from conftest import TINY_DOCS, FakeReader  # noqa: E402  (tests/ is on the path)
 
 # --- calibration.json beside the weights ----------------------------------------
 
@@ -344,3 +344,21 @@ def test_qa_calibrate_on_the_seed_gold_set_sets_the_threshold_ask_uses(real_qa, 
     assert a.best_candidate and (a.found == (a.score >= report.threshold))
     off = q.ask("What is the boiling point of tungsten?")
     assert off.threshold == pytest.approx(report.threshold)
+
+
+def test_cli_calibrate_draws_no_progress_bar_where_stderr_is_not_a_terminal(tiny_docs, tmp_path, fake_models,
+                                                                            capsys):
+    # `qa calibrate GOLD 2> log` filled the log with the bar's carriage-return frames (every
+    # other bar is off when not a terminal), and an error printed after a bar never closed
+    # shared its line: "asking:   0%| ... error: no documents are indexed ...".
+    from qa.cli import main
+
+    q = fake_models(index_dir=tmp_path / "i", corpus_dir=None)
+    q.add_documents(tiny_docs)
+    gold = write_gold(tmp_path / "gold.jsonl", GOLD_ROWS)
+    assert main(["calibrate", str(gold), "--index", str(tmp_path / "i"), "--dry-run"], qa_factory=fake_models) == 0
+    assert capsys.readouterr().err == ""
+    q.remove_documents(list(TINY_DOCS))
+    assert main(["calibrate", str(gold), "--index", str(tmp_path / "i"), "--dry-run"], qa_factory=fake_models) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no documents are indexed") and err.count("\n") == 1, err

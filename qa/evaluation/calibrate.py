@@ -185,16 +185,19 @@ def calibrate(qa: Any, gold: str | Path | Sequence[GoldQuestion], precision: flo
 
         from tqdm import tqdm
 
-        bar = tqdm(total=len(questions), desc="asking", unit="q", file=sys.stderr)
-    for i in range(0, len(questions_to_ask), batch_size):
-        part = questions_to_ask[i:i + batch_size]
-        for a in qa.ask_batch([q.question for q in part], top_k=top_k, min_score=0.0):
-            candidates.append(a.best_candidate or a.answer)
-            scores.append(float(a.score))
+        # disable=None: off where stderr is not a terminal (a log file got every frame of it)
+        bar = tqdm(total=len(questions), desc="asking", unit="q", file=sys.stderr, disable=None)
+    try:
+        for i in range(0, len(questions_to_ask), batch_size):
+            part = questions_to_ask[i:i + batch_size]
+            for a in qa.ask_batch([q.question for q in part], top_k=top_k, min_score=0.0):
+                candidates.append(a.best_candidate or a.answer)
+                scores.append(float(a.score))
+            if bar is not None:
+                bar.update(len(part))
+    finally:  # also on an error, so its message starts a line of its own
         if bar is not None:
-            bar.update(len(part))
-    if bar is not None:
-        bar.close()
+            bar.close()
     golds = [q.answers for q in questions]
     right = [bool(g) and bool(c) and best_scores(c, g)[1] >= 0.5 for c, g in zip(candidates, golds)]
     t, crit, note = choose_threshold(candidates, scores, right, golds, precision, max_withheld)
