@@ -13,15 +13,29 @@ from qa.config import ChunkingConfig
 from qa.types import Chunk, Document
 
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by white space,
-# or at a blank line. Abbreviations and initials are not sentence ends.
-_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)|\n\s*\n")
+# at a full-width 。！？ (Chinese and Japanese put no space after them), or at a
+# blank line. Abbreviations and initials are not sentence ends.
+_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)|[。！？][」』”’）\]]*|\n\s*\n")
 _ABBREV = frozenset(
     "mr mrs ms dr prof gen col lt sgt capt maj adm gov sen rep st jr sr inc ltd co corp vs etc "
     "e.g i.e u.s u.k jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
 # Abbreviations only when a number follows ("No. 5", "Fig. 3"); "the answer is no." ends a sentence.
 _NUMBER_ABBREV = frozenset("no nos fig figs vol pp".split())
-_WORD = re.compile(r"\S+")
+# What a chunk's size counts: a word, each Chinese/Japanese character (scripts
+# written without spaces; the tokenizers read one token per character), and a
+# run of over LONG_WORD characters (a URL, a base64 blob) as one per LONG_WORD.
+# Counting only white-space separated words made a CJK document, or any text
+# without spaces, one chunk however long: the embedder saw its first ~250
+# characters and the reader read it all for every question.
+LONG_WORD = 50
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_CJK}]|[^\s{_CJK}]{{1,{LONG_WORD}}}")
+
+
+def count_words(text: str) -> int:
+    """A text's size as chunks count it (see ``_WORD``)."""
+    return len(_WORD.findall(text))
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:

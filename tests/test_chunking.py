@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from qa.chunking import Chunker, split_sentences
+from qa.chunking import _WORD, Chunker, count_words, split_sentences
 from qa.config import ChunkingConfig
 from qa.ingest import load_file
 from qa.errors import DocumentFieldError
@@ -36,7 +36,7 @@ def random_text(rng: random.Random) -> str:
 
 
 def word_count(text: str) -> int:
-    return len(text.split())
+    return count_words(text)
 
 
 CONFIGS = [ChunkingConfig(max_words=10, overlap_sentences=0), ChunkingConfig(max_words=12, overlap_sentences=1),
@@ -78,7 +78,7 @@ def _sentence_units(doc: Document, cfg: ChunkingConfig) -> list[tuple[int, int]]
     """Sentences as the chunker packs them (run-on ones cut into pieces)."""
     units = []
     for s, e in split_sentences(doc.text):
-        words = [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", doc.text[s:e])]
+        words = [(m.start(), m.end()) for m in _WORD.finditer(doc.text[s:e])]
         if len(words) <= cfg.max_words:
             units.append((s, e))
         else:
@@ -166,6 +166,26 @@ def test_run_on_sentence_is_split():
     joined = " ".join(c.text for c in chunks)
     for w in words:
         assert f"{w} " in joined + " " or f"{w}." in joined
+
+
+def test_text_without_spaces_is_chunked_to_size():
+    """Chinese and Japanese put no space between words nor after 。: a whole
+    document (or a text with no spaces at all, a base64 blob) was one chunk
+    however long, of which the embedder saw the first ~250 characters."""
+    sentence = "港口的灯塔看守人是玛吉特·哈尔沃森。她自1994年以来一直看守着灯塔！"
+    text = sentence * 100
+    doc = Document("zh", text)
+    chunks = Chunker().run(doc)
+    assert len(chunks) > 20
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert len(c.text) <= 200  # ~100 characters, one token each
+        assert c.text.endswith(("。", "！"))  # cut at sentence ends
+    blob = "Inline image: " + "QUJD" * 5000 + ". The keeper is Margit Halvorsen."
+    chunks = Chunker().run(Document("b64", blob))
+    assert max(len(c.text) for c in chunks) <= 100 * 50
+    assert any("The keeper is Margit Halvorsen." in c.text for c in chunks)
+    assert split_sentences("一。二！三？") == [(0, 2), (2, 4), (4, 6)]
 
 
 def test_crlf_and_unicode_offsets_are_exact():
