@@ -184,10 +184,20 @@ def _show_png(qa: Any, doc: Any, args: argparse.Namespace) -> int:
             _error(f"--highlight takes START:END character offsets, not {args.highlight!r}")
             return EXIT_USAGE
         highlight = (a, b)
+    target = Path(args.png)
+    problem = ("is a folder: name the PNG file to write" if target.is_dir()
+               else None if target.parent.is_dir() else f"no such folder: {target.parent}")
+    if problem:  # said before drawing, about the path given
+        _error(f"--png {args.png}: {problem}")
+        return EXIT_ERROR
     page = render_document_page(doc, args.page, highlight, qa.settings.index_dir, qa.settings.pages)
     from qa._files import atomic_write_bytes
 
-    out = atomic_write_bytes(Path(args.png), page.png)
+    try:
+        out = atomic_write_bytes(target, page.png)
+    except OSError as e:  # its filename is the hidden temp file beside the target: name the target
+        _error(f"--png {args.png}: {e.strerror or e}")
+        return EXIT_ERROR
     boxes = "; ".join(f"{l},{t},{r},{b}" for l, t, r, b in page.boxes) or "none"
     print(f"page {page.page} of {doc.id}: {page.width}x{page.height} px -> {out} (highlight boxes: {boxes})")
     return 0

@@ -229,3 +229,25 @@ def test_cli_show_png(tmp_path, capsys, fake_models, monkeypatch, report):
     rc = main(["show", "report.pdf", "--index", str(idx), "--png", str(out), "--highlight", "x"],
               qa_factory=fake_models)
     assert rc == 2 and "START:END" in capsys.readouterr().err
+
+
+def test_cli_show_png_to_a_place_that_cannot_take_it_names_that_place(tmp_path, capsys, fake_models, monkeypatch,
+                                                                      report):
+    # `--png no-such-folder/p.png` said "error: .../no-such-folder/.p.png-x1y2z3.tmp: No such file or directory"
+    # and `--png some-folder` "error: .../.some-folder-x1y2z3.tmp: Is a directory": a hidden temp file the
+    # user never named, instead of the path given.
+    _, raw = report
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "report.pdf").write_bytes(raw)
+    idx = tmp_path / "index"
+    assert main(["index", str(docs), "--index", str(idx)], qa_factory=fake_models) == 0
+    capsys.readouterr()
+    (tmp_path / "folder").mkdir()
+    for target, why in ((tmp_path / "missing" / "p.png", "no such folder"), (tmp_path / "folder", "is a folder")):
+        rc = main(["show", "report.pdf", "--index", str(idx), "--png", str(target)], qa_factory=fake_models)
+        out, err = capsys.readouterr()
+        assert rc == 1 and out == "" and err.count("\n") == 1, err
+        assert err.startswith(f"error: --png {target}: {why}") and ".tmp" not in err, err
+    assert [p.name for p in tmp_path.rglob("*.tmp")] == []
