@@ -66,7 +66,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     qa = _qa(args, corpus=True)
     a = qa.ask(args.question, top_k=args.top_k, min_score=args.min_score)
     if args.json:
-        print(json.dumps(asdict(a), ensure_ascii=False, indent=2))
+        _print_json(asdict(a))
         return 0
     if a.answer:
         print(f"Answer: {a.answer}   (confidence {a.score:.2f})")
@@ -236,6 +236,18 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+def _print_json(data: Any) -> None:
+    """``data`` as JSON on stdout, non-ASCII text as itself where stdout can encode it and
+    as \\u escapes where it cannot: the ``backslashreplace`` that keeps plain output
+    printable wrote \\xeb there, which is not JSON (``qa ask --json | jq`` in a non-UTF-8 locale)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(data, ensure_ascii=True, indent=2)
+    print(text)
 
 
 def _error(message: str) -> None:

@@ -407,3 +407,23 @@ def test_a_guess_just_below_the_threshold_does_not_read_as_equal_to_it(run, inde
     for shown_score, shown_threshold in (guess.groups(), reason.groups()):
         assert shown_score != shown_threshold, out
         assert float(shown_score) < float(shown_threshold)
+
+
+def test_ask_json_stays_json_where_stdout_is_not_utf8(write_docs, fake_models, idx, monkeypatch):
+    # Under a locale whose encoding lacks a character of the answer (LANG=C without UTF-8 mode,
+    # Latin-1 and an emoji), the unencodable characters were printed as \xeb or \U0001f600:
+    # not JSON escapes, so `qa ask --json | jq` failed.
+    import io
+
+    docs = write_docs({"cafe.txt": "The owner of the harbour café is Zoë Łukasz \U0001f600 since 1990."}, folder="u")
+    assert main(["index", str(docs), "--index", str(idx)], qa_factory=fake_models) == 0
+    raw = io.BytesIO()
+    ascii_out = io.TextIOWrapper(raw, encoding="ascii", errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", ascii_out)
+    rc = main(["ask", "Who is Łukasz?", "--json", "--index", str(idx)], qa_factory=fake_models)
+    ascii_out.flush()
+    monkeypatch.undo()
+    assert rc == 0
+    a = json.loads(raw.getvalue().decode("ascii"))
+    assert a["answer"] == "Łukasz"
+    assert a["citations"][0]["text"].startswith("The owner of the harbour café is Zoë Łukasz \U0001f600")
