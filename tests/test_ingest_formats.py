@@ -268,6 +268,15 @@ def test_html_layout_table_is_read_as_blocks_once(tmp_path):
     check_locators(doc)
 
 
+def test_html_soft_hyphens_are_not_kept_inside_words(tmp_path):
+    """``&shy;`` marks where a browser may break a long word; it is invisible
+    otherwise, and kept in the text it split the word for search and answers."""
+    html = "<html><body><h1>Dampf&shy;schiff</h1><p>The Donau&shy;dampf&shy;schiff sails at nine.</p></body></html>"
+    doc = document_from_bytes(html.encode(), tmp_path / "ship.html")
+    assert doc.text == "Dampfschiff\n\nThe Donaudampfschiff sails at nine."
+    assert doc.title == "Dampfschiff" and doc.locators[0].section == "Dampfschiff"
+
+
 def test_html_without_text(tmp_path):
     with pytest.raises(errors.EmptyDocumentError, match="no text found in this HTML file"):
         document_from_bytes(b"<html><body><nav><a href='/'>Home</a></nav><script>x()</script></body></html>",

@@ -41,7 +41,10 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([-\w.:]+)""", r
 
 
 def _norm(s: str | None) -> str:
-    return " ".join(s.split()) if s else ""
+    """White space collapsed as a browser does, soft hyphens (``&shy;``, shown
+    only where a line breaks) dropped: kept, they hid inside words of the
+    extracted text ("Donau\xaddampf"), so the word matched no search."""
+    return " ".join(s.replace("\xad", "").split()) if s else ""
 
 
 # Where the HTML standard (WHATWG Encoding) reads a <meta> charset label as
@@ -177,7 +180,7 @@ class _Walker:
                     self.out.add(title, section=title)
             elif tag == "pre":
                 self.flush()
-                text = (child.text(deep=True) or "").strip("\n")
+                text = (child.text(deep=True) or "").replace("\xad", "").strip("\n")
                 if text.strip():
                     self.out.add(text, section=self.section)
             elif tag == "table" and _layout_table(child):
