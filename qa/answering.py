@@ -226,7 +226,9 @@ class Answerer:
         threshold = check_min_score(min_score)
         store = self.snapshot()
         if len(store) == 0:
-            raise EmptyCorpusError("no documents are indexed: add some with `qa index PATH...`")
+            # The folder named, as IndexMissingError does: `qa index PATH...` alone adds to the default index.
+            raise EmptyCorpusError(f"no documents are indexed: add some with "
+                                   f"`qa index PATH... --index {self.settings.index_dir}`")
         timings: dict[str, float] = {}
         passages, results = self._read(store, qs, hs, k, mode, timings)
         threshold = self.effective_threshold(threshold)

@@ -427,3 +427,11 @@ def test_ask_json_stays_json_where_stdout_is_not_utf8(write_docs, fake_models, i
     a = json.loads(raw.getvalue().decode("ascii"))
     assert a["answer"] == "Łukasz"
     assert a["citations"][0]["text"].startswith("The owner of the harbour café is Zoë Łukasz \U0001f600")
+
+
+def test_an_emptied_index_points_to_itself_not_the_default_one(run, indexed):
+    # After `qa remove` of every document, `qa ask --index X` said "add some with `qa index PATH...`":
+    # followed as written, that indexes into the default index, and X stays empty.
+    assert run("remove", *TINY_DOCS, "--index", indexed)[0] == 0
+    rc, out, err = run("ask", "Who is Ingrid Solberg?", "--index", indexed)
+    assert_one_error_line(rc, out, err, "no documents are indexed", f"`qa index PATH... --index {indexed}`")
