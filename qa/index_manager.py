@@ -252,10 +252,13 @@ class IndexManager:
             if new is not None:
                 base = self._publish(new)
             if base is None:
-                raise IndexMissingError(f"no index in {self.index_dir}: build one with "
-                                        f"`qa index PATH... --index {self.index_dir}`")
+                raise self._missing()
             self._store = base
             return base
+
+    def _missing(self) -> IndexMissingError:
+        return IndexMissingError(f"no index in {self.index_dir}: build one with "
+                                 f"`qa index PATH... --index {self.index_dir}`")
 
     def add_documents(self, docs: Iterable[Document], progress: bool = False) -> IndexStore:
         """Index new or changed documents (same id replaces); searchable on return.
@@ -355,11 +358,15 @@ class IndexManager:
                                   progress=progress)
 
     def remove_documents(self, doc_ids: Iterable[str]) -> IndexStore:
+        """Remove documents by id. With no index there (a mistyped ``--index``) that is
+        what is said, not "not in the index", and no folder is made for it."""
         ids = tuple(as_ids(doc_ids))
+        if self.corpus_dir is None and not self.index_dir.exists():
+            raise self._missing()  # before the writer lock, which would make the folder
 
         def make(base: IndexStore | None) -> IndexStore:
             if base is None:
-                raise DocumentNotIndexedError(f"not in the index: {', '.join(ids)}")
+                raise self._missing()
             unknown = [i for i in ids if i not in base.documents]
             if unknown:
                 raise DocumentNotIndexedError(f"not in the index: {', '.join(unknown)}")

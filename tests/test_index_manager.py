@@ -67,3 +67,15 @@ def test_a_fresh_index_with_nothing_new_publishes_nothing(fake_models, write_doc
     report = q.sync_paths([folder])
     assert not report.reindexed and "re-indexed" not in report.summary()
     assert IndexStore.load(tmp_path / "index").name == before
+
+
+def test_removing_from_an_index_that_does_not_exist_says_so_and_makes_no_folder(fake_models, tmp_path):
+    # `qa remove x --index typo` said "not in the index: x" (as if the index were there) and
+    # left an empty folder `typo/` holding a lock file behind.
+    q = fake_models(index_dir=tmp_path / "typo", corpus_dir=None)
+    with pytest.raises(errors.IndexMissingError, match=r"no index in .*typo: build one with `qa index PATH"):
+        q.remove_documents(["x.txt"])
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "typo").mkdir()  # a folder without an index: the same words, and nothing added to it
+    with pytest.raises(errors.IndexMissingError, match="no index in"):
+        q.remove_documents(["x.txt"])
