@@ -344,6 +344,8 @@ def render_document_page(doc: Document, page: int | None, highlight: tuple[int, 
         raise PageRenderError(f"{doc.id} is not a PDF: only PDF pages can be shown")
     if highlight is not None:
         s, e = highlight
+        if s >= e:  # a reversed range is not "outside" the document (it said so of 10:5)
+            raise PageRenderError(f"the highlight {s}:{e} is empty: START must be below END")
         if not 0 <= s < e <= len(doc.text):
             raise PageRenderError(f"the highlight {s}:{e} is outside {doc.id} (0:{len(doc.text)})")
     if page is None:

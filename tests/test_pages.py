@@ -251,3 +251,14 @@ def test_cli_show_png_to_a_place_that_cannot_take_it_names_that_place(tmp_path, 
         assert rc == 1 and out == "" and err.count("\n") == 1, err
         assert err.startswith(f"error: --png {target}: {why}") and ".tmp" not in err, err
     assert [p.name for p in tmp_path.rglob("*.tmp")] == []
+
+
+def test_a_reversed_or_empty_highlight_is_not_called_outside_the_document(tmp_path, report):
+    # `qa show report.pdf --png p.png --highlight 10:5` said "the highlight 10:5 is outside report.pdf
+    # (0:1573)", well inside it: the range is reversed, and that is what to say.
+    doc, _ = report
+    cfg = PagesConfig(cache_dir=tmp_path / "c")
+    for s, e in ((10, 5), (7, 7)):
+        with pytest.raises(PageRenderError, match=f"the highlight {s}:{e} is empty: START must be below END") as err:
+            render_document_page(doc, None, (s, e), None, cfg)
+        assert "outside" not in str(err.value)
