@@ -227,6 +227,22 @@ def quiet_model_loading(level: int = logging.WARNING) -> None:
     logging.getLogger("bm25s").addFilter(lambda record: record.levelno >= level)
 
 
+def utf8_text(arg: str) -> str:
+    """A command-line text (a question, a document id) as the UTF-8 it was typed in.
+    Where the locale is not UTF-8 (LC_ALL=C without Python's UTF-8 mode) Python hands
+    non-ASCII bytes over as surrogate escapes: the question was then refused as "not
+    valid text" and an id such as ``café.txt`` matched nothing. Bytes that are not
+    UTF-8 either are left as they came."""
+    if not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in arg):
+        return arg
+    import os
+
+    try:
+        return os.fsencode(arg).decode("utf-8")
+    except (UnicodeError, ValueError):
+        return arg
+
+
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
     import os
@@ -355,6 +371,10 @@ def main(argv: list[str] | None = None, qa_factory: Callable[..., Any] | None = 
         return eval_main(argv[lead + 1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in ("question", "doc_id", "doc_ids"):  # texts, not paths: paths must keep their bytes
+        if hasattr(args, name):
+            value = getattr(args, name)
+            setattr(args, name, [utf8_text(v) for v in value] if isinstance(value, list) else utf8_text(value))
     if args.func is cmd_index and not args.paths and not args.rebuild:
         parser.error("qa index: give the files or folders to index (or --rebuild alone to rebuild the "
                      "index from the texts it stores)")

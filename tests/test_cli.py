@@ -435,3 +435,26 @@ def test_an_emptied_index_points_to_itself_not_the_default_one(run, indexed):
     assert run("remove", *TINY_DOCS, "--index", indexed)[0] == 0
     rc, out, err = run("ask", "Who is Ingrid Solberg?", "--index", indexed)
     assert_one_error_line(rc, out, err, "no documents are indexed", f"`qa index PATH... --index {indexed}`")
+
+
+def test_non_ascii_arguments_typed_under_a_non_utf8_locale_are_read_as_utf8(write_docs, fake_models, idx, capsys):
+    # Under LC_ALL=C without UTF-8 mode, Python hands `qa ask "Who is Łukasz?"` over as
+    # surrogate escapes of its UTF-8 bytes: the question was refused ("holds a character
+    # that is not valid text") and `qa show café.txt` / `qa remove café.txt` found no such id.
+    import os
+
+    docs = write_docs({"café.txt": "The owner of the harbour café is Zoë Łukasz since 1990."}, folder="u")
+    assert main(["index", str(docs), "--index", str(idx)], qa_factory=fake_models) == 0
+    capsys.readouterr()
+
+    def as_under_c_locale(text: str) -> str:
+        return text.encode("utf-8").decode("ascii", "surrogateescape")
+
+    assert main(["ask", as_under_c_locale("Who is Łukasz?"), "--json", "--index", str(idx)],
+                qa_factory=fake_models) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] == "Łukasz"
+    assert main(["show", as_under_c_locale("café.txt"), "--index", str(idx)], qa_factory=fake_models) == 0
+    assert capsys.readouterr().out.startswith("The owner of the harbour café")
+    assert main(["remove", as_under_c_locale("café.txt"), "--index", str(idx)], qa_factory=fake_models) == 0
+    assert IndexStore.load(idx).documents == {}
+    assert os.fsencode(as_under_c_locale("café.txt")) == "café.txt".encode("utf-8")  # what the shell passed
