@@ -362,3 +362,16 @@ def test_cli_calibrate_draws_no_progress_bar_where_stderr_is_not_a_terminal(tiny
     assert main(["calibrate", str(gold), "--index", str(tmp_path / "i"), "--dry-run"], qa_factory=fake_models) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: no documents are indexed") and err.count("\n") == 1, err
+
+
+def test_best_f1_over_gold_without_unanswerable_questions_says_it_will_decline_nothing():
+    # With no unanswerable question F1 never rewards a decline, so "best F1" chose threshold 0
+    # (one gold question was enough) and stored it without a word: from then on every question,
+    # off-topic ones too, was answered.
+    golds = [("Solberg",), ("1911",), ("red",)]
+    cands, scores, right = ["Solberg", "1911", "blue"], [0.9, 0.4, 0.2], [True, True, False]
+    t, crit, note = choose_threshold(cands, scores, right, golds)
+    assert crit["rule"] == "best F1 over all questions" and t == 0.0
+    assert "no unanswerable questions" in note and "--precision" in note
+    assert not choose_threshold(cands, scores, right, golds, precision=0.9)[2]  # a criterion of the user's own
+    assert not choose_threshold(CANDS, SCORES, RIGHT, GOLDS)[2]  # gold that has some: nothing to say

@@ -138,6 +138,10 @@ def choose_threshold(candidates: Sequence[str], scores: Sequence[float], right: 
     else:
         best = max(pts, key=lambda p: (round(p["f1"], 9), -p["threshold"]))
         crit = {"rule": "best F1 over all questions"}
+        if not any(not g for g in golds):  # F1 then never rewards a decline: said, as the threshold is stored
+            note = (f"note: the gold has no unanswerable questions (answers []), so best F1 cannot weigh a "
+                    f"decline and {best['threshold']:.3f} may answer questions the documents do not answer; "
+                    f"add some, or choose by --precision or --max-withheld")
     return best["threshold"], crit, note
 
 
