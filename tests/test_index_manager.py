@@ -79,3 +79,32 @@ def test_removing_from_an_index_that_does_not_exist_says_so_and_makes_no_folder(
     (tmp_path / "typo").mkdir()  # a folder without an index: the same words, and nothing added to it
     with pytest.raises(errors.IndexMissingError, match="no index in"):
         q.remove_documents(["x.txt"])
+
+
+def test_a_writer_waiting_for_another_says_so_once(fake_models, write_docs, tmp_path, caplog):
+    """`qa remove` (or a second `qa index`, `qa calibrate`) while another process
+    writes waited in silence, for minutes on a large index."""
+    import logging
+    import threading
+
+    from qa.store import writer_lock
+
+    q = _qa(fake_models, tmp_path / "index", 16)
+    q.sync_paths([write_docs(TINY_DOCS)])
+    caplog.set_level(logging.INFO, logger="qa")
+    q.remove_documents(["alpha.txt"])  # nobody else writing: nothing said
+    assert "waiting" not in caplog.text
+    other = writer_lock(tmp_path / "index")
+    other.acquire()  # another writer at work
+    t = threading.Thread(target=q.remove_documents, args=(["beta.md"],))
+    try:
+        t.start()
+        t.join(0.5)
+        assert t.is_alive()  # it still waits for the other writer ...
+    finally:
+        other.release()
+    t.join(10)
+    assert "beta.md" not in q.store.documents
+    waits = [r for r in caplog.records if "waiting for another writer" in r.getMessage()]
+    assert len(waits) == 1 and waits[0].levelno == logging.WARNING  # ... and said so, once, where the CLI shows it
+    assert str(tmp_path / "index") in waits[0].getMessage()

@@ -151,7 +151,37 @@ def clean_index_dir(index_dir: str | Path) -> int:
         return 0
 
 
-def writer_lock(index_dir: str | Path):
+class _WriterLock:
+    """The index folder's file lock; entering it while another writer holds it
+    says so once (a warning, which the CLI shows): `qa remove` or a second
+    `qa index` used to wait in silence, for minutes behind a large update."""
+
+    def __init__(self, lock, index_dir: Path) -> None:
+        self._lock = lock
+        self._index_dir = index_dir
+
+    def acquire(self, timeout: float = -1):
+        return self._lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> "_WriterLock":
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            log.warning("waiting for another writer to finish with %s (an index, upload, removal or "
+                        "calibration in progress)", self._index_dir)
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+def writer_lock(index_dir: str | Path) -> _WriterLock:
     """One writer at a time per index folder, across threads and processes.
 
     Held across a whole update (read the latest snapshot, build, publish) so two
@@ -167,7 +197,7 @@ def writer_lock(index_dir: str | Path):
         if error is None:
             raise
         raise error from None
-    return FileLock(str(index_dir / ".lock"), thread_local=False)
+    return _WriterLock(FileLock(str(index_dir / ".lock"), thread_local=False), index_dir)
 
 
 def current_name(index_dir: str | Path) -> str | None:
