@@ -69,14 +69,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         _print_json(asdict(a))
         return 0
     if a.answer:
-        print(f"Answer: {a.answer}   (confidence {a.score:.2f})")
+        print(f"Answer: {headline(a.answer)}   (confidence {a.score:.2f})")
     else:
         print(f"Not in the documents ({a.no_answer_reason}).")
     cites = a.citations[: 1 if a.answer else 3]
     if a.low_confidence and a.best_candidate_citation is not None:
         # Below the threshold: still show where the answer probably is, marked as a guess.
         score, threshold = fractions(a.score, a.threshold)
-        print(f"Low-confidence guess (not an answer): {a.best_candidate}   (confidence {score}, "
+        print(f"Low-confidence guess (not an answer): {headline(a.best_candidate)}   (confidence {score}, "
               f"threshold {threshold})")
         cites = guess_first(a.best_candidate_citation, a.citations)[:3]
     for n, c in enumerate(cites, start=1):
@@ -132,6 +132,13 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"native bf16 {'yes' if cpu['native_bf16'] else 'no'}")
     print(f"threshold  {t['value']:.3f}, from {t['from']}")
     return 0
+
+
+def headline(answer: str) -> str:
+    """An answer on its one line: a span may cross a line break (a PDF's lines, a
+    wrapped paragraph), which split the answer line in two; the passages printed
+    below keep the exact text."""
+    return " ".join(answer.split())
 
 
 def one_field(value) -> str:

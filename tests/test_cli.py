@@ -458,3 +458,33 @@ def test_non_ascii_arguments_typed_under_a_non_utf8_locale_are_read_as_utf8(writ
     assert main(["remove", as_under_c_locale("café.txt"), "--index", str(idx)], qa_factory=fake_models) == 0
     assert IndexStore.load(idx).documents == {}
     assert os.fsencode(as_under_c_locale("café.txt")) == "café.txt".encode("utf-8")  # what the shell passed
+
+
+def test_an_answer_across_a_line_break_prints_on_its_answer_line(capsys, write_docs, tmp_path):
+    """A PDF's answer may hold its line break ("Margit\\nHalvorsen"): verbatim, as
+    it must be, but `qa ask` printed the headline over two lines, the second
+    looking like the start of the passages. The headline joins it with a space;
+    the passage below keeps the exact text."""
+    from fakes import FakeReader, make_fake_qa
+
+    class TwoLineReader(FakeReader):  # the matched word and the word on the next line
+        def run(self, questions, passages):
+            from dataclasses import replace
+
+            out = []
+            for r, ps in zip(super().run(questions, passages), passages):
+                spans = []
+                for s in r.spans:
+                    nxt = ps[s.passage].find("\n", s.end)
+                    spans.append(replace(s, end=nxt + 1 + len(ps[s.passage][nxt + 1:].split()[0])))
+                out.append(replace(r, spans=spans))
+            return out
+
+    docs = write_docs({"keeper.txt": "The lighthouse keeper is Margit\nHalvorsen, since 1990.\n"})
+    factory = lambda **kw: make_fake_qa(reader=TwoLineReader(), **kw)  # noqa: E731
+    assert main(["index", str(docs), "--index", str(tmp_path / "i")], qa_factory=factory) == 0
+    capsys.readouterr()
+    assert main(["ask", "Who is Margit?", "--index", str(tmp_path / "i"), "--min-score", "0"], qa_factory=factory) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("Answer: Margit Halvorsen,   (confidence ")
+    assert ">>>Margit\n    Halvorsen,<<<" in out  # the passage: the text as it is
