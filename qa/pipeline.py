@@ -11,6 +11,7 @@ several indexes).
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -29,6 +30,14 @@ from qa.store import IndexStore
 from qa.types import Answer, Chunk, Document
 
 __all__ = ["QA", "History", "Passage", "merge_hits", "retrieval_query"]
+
+
+def _folder(value: Any, name: str) -> Path:
+    """A folder argument as a Path; anything else named before any model loads
+    (an int was a TypeError from pathlib, "" the working directory)."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise ArgumentError(f"{name} must be a folder path (a str or os.PathLike), not {value!r:.60}")
+    return Path(value)
 
 
 class QA:
@@ -53,11 +62,13 @@ class QA:
         retriever: Retriever | None = None,
         calibrator: Callable[..., Any] | None = None,
     ) -> None:
+        if settings is not None and not isinstance(settings, Settings):
+            raise ArgumentError(f"settings must be a qa.config.Settings, not {type(settings).__name__}")
         s = settings or Settings()
         if index_dir is not None:
-            s = replace(s, index_dir=Path(index_dir))
+            s = replace(s, index_dir=_folder(index_dir, "index_dir"))
         if corpus_dir is not ...:
-            s = replace(s, corpus_dir=Path(corpus_dir) if corpus_dir is not None else None)
+            s = replace(s, corpus_dir=_folder(corpus_dir, "corpus_dir") if corpus_dir is not None else None)
         self.settings = s
         #: questions in flight; an upload's embedding steps aside for them between batches
         self.foreground = getattr(embedder, "foreground", None) or Foreground(s.serving.upload_yield_s,

@@ -493,3 +493,19 @@ def test_ask_batch_histories_must_be_a_list(fake_qa):
     with pytest.raises(errors.ArgumentError, match="histories must be a list"):
         fake_qa.ask_batch(["Who is Ingrid Solberg?"], (h for h in [None]))
     assert fake_qa.ask_batch(["Who is Ingrid Solberg?"], (None,))[0].answer
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"index_dir": 123}, "index_dir"),
+    ({"corpus_dir": 5}, "corpus_dir"),
+    ({"index_dir": ""}, "index_dir"),
+    ({"settings": "fast"}, "settings"),
+])
+def test_constructor_arguments_of_the_wrong_kind_are_named(kwargs, named):
+    """QA(index_dir=123) was a TypeError from pathlib, QA(settings="fast") an
+    AttributeError ('str' object has no attribute 'serving'), before any model."""
+    from fakes import FakeEmbedder, FakeReader
+    from qa.pipeline import QA
+
+    with pytest.raises(errors.ArgumentError, match=named):
+        QA(embedder=FakeEmbedder(), reader=FakeReader(), **kwargs)
