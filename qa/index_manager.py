@@ -225,6 +225,7 @@ class IndexManager:
         corpus = Path(self.corpus_dir).resolve()
         batch = self._load_corpus()
         changed = [d for d in batch.documents if store.manifest.documents.get(d.id) != sha256_text(d.text)]
+        changed += _moved(batch.documents, store, store.manifest.documents)  # the folder moved: new sources
         present = {d.id for d in batch.documents}
         unreadable = {str(Path(r.path).resolve()) for r in batch.problems}
         gone = tuple(did for did, d in store.documents.items()
@@ -334,6 +335,7 @@ class IndexManager:
                 raise EmptyCorpusError(empty_corpus_message(paths))
             docs = _keep_ids(batch.documents, base)
             changed = [d for d in docs if have.get(d.id) != sha256_text(d.text)]
+            moved = _moved(docs, base, have)
             gone = [did for did, d in (base.documents.items() if base is not None else ())
                     if str(d.meta.get("source", "")).startswith(tuple(folders))
                     and not Path(d.meta["source"]).exists()] if folders else []
@@ -343,9 +345,9 @@ class IndexManager:
                           unchanged=[d.id for d in docs if have.get(d.id) == sha256_text(d.text)],
                           removed=gone, problems=batch.problems, skipped=batch.skipped,
                           reindexed=self._is_stale(base))
-            if not changed and not gone:
+            if not changed and not gone and not moved:
                 return None
-            return self.indexer.run(changed, previous=base, remove=gone, progress=progress)
+            return self.indexer.run(changed + moved, previous=base, remove=gone, progress=progress)
 
         if not paths:
             raise ArgumentError("give at least one file or folder to index")
@@ -447,6 +449,23 @@ def _keep_ids(docs: list[Document], base: IndexStore | None) -> list[Document]:
                 and not (mine is not None and str(mine.meta.get("source", "")) == source)):
             d = replace(d, id=old)
         out.append(d)
+    return out
+
+
+def _moved(docs: list[Document], base: IndexStore | None, have: dict[str, str]) -> list[Document]:
+    """Unchanged documents whose file is now elsewhere (its folder moved or renamed),
+    as stored but with the new ``source``. Removal looks for deleted files by the
+    stored source under the folders given, so a stale one hid every later deletion
+    from the new folder. Same text: the indexer keeps their chunks and vectors."""
+    if base is None:
+        return []
+    out = []
+    for d in docs:
+        old = base.documents.get(d.id)
+        source = d.meta.get("source")
+        if (old is not None and have.get(d.id) == sha256_text(d.text) and source
+                and old.meta.get("source") != source):
+            out.append(replace(old, meta={**old.meta, "source": source}))
     return out
 
 

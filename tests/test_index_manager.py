@@ -108,3 +108,37 @@ def test_a_writer_waiting_for_another_says_so_once(fake_models, write_docs, tmp_
     waits = [r for r in caplog.records if "waiting for another writer" in r.getMessage()]
     assert len(waits) == 1 and waits[0].levelno == logging.WARNING  # ... and said so, once, where the CLI shows it
     assert str(tmp_path / "index") in waits[0].getMessage()
+
+
+def test_a_file_deleted_from_a_moved_folder_is_removed(fake_models, write_docs, tmp_path):
+    """A folder indexed, then moved or renamed, then indexed again: every file read
+    "unchanged" (same ids, same texts), but the stored documents kept their old
+    ``source``, so a file deleted from the new folder later was never seen as gone
+    (removal only looks for sources under the folders given) and stayed indexed for good."""
+    folder = write_docs(TINY_DOCS, "before")
+    q = _qa(fake_models, tmp_path / "index", 16)
+    q.sync_paths([folder])
+    moved = folder.rename(tmp_path / "after")
+    embedded = q.embedder.texts_embedded
+    report = q.sync_paths([moved])
+    assert sorted(report.unchanged) == sorted(TINY_DOCS) and not (report.added or report.updated or report.removed)
+    assert q.embedder.texts_embedded == embedded  # the same texts: nothing re-embedded
+    assert {d.meta["source"] for d in q.store.documents.values()} == {
+        str((moved / name).resolve()) for name in TINY_DOCS}
+    (moved / "gamma.txt").unlink()
+    report = q.sync_paths([moved])
+    assert report.removed == ["gamma.txt"]
+    assert set(IndexStore.load(tmp_path / "index").documents) == {"alpha.txt", "beta.md"}
+
+
+def test_a_file_deleted_from_a_moved_corpus_folder_is_removed(fake_models, write_docs, tmp_path):
+    """The same with ``corpus_dir`` (the default index follows seeds/): a checkout or
+    corpus folder moved, then a file deleted from it, left that file's text answering."""
+    folder = write_docs(TINY_DOCS, "before")
+    fake_models(index_dir=tmp_path / "index", corpus_dir=folder).store
+    moved = folder.rename(tmp_path / "after")
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=moved)
+    assert set(q.store.documents) == set(TINY_DOCS) and q.embedder.texts_embedded == 0
+    (moved / "gamma.txt").unlink()
+    q = fake_models(index_dir=tmp_path / "index", corpus_dir=moved)
+    assert set(q.store.documents) == {"alpha.txt", "beta.md"}
