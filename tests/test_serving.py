@@ -61,6 +61,23 @@ def test_app_refuses_to_start_exposed_without_credentials(monkeypatch, capsys):
     assert loaded == []
 
 
+def test_gradios_share_setting_never_opens_a_public_link(tmp_path, monkeypatch):
+    """GRADIO_SHARE=true in the environment (or a hosted notebook) made gradio open a public
+    *.gradio.live tunnel to the app, credentials or not, though ``check_launch`` had only been
+    asked about 127.0.0.1: anyone on the internet could read and change the index."""
+    import gradio.networking
+
+    tunnels = []
+    monkeypatch.setenv("GRADIO_SHARE", "true")
+    monkeypatch.setattr(gradio.networking, "setup_tunnel", lambda *a, **k: tunnels.append(k) or "https://x.gradio.live")
+    demo = app.build_app(fake_qa(tmp_path / "index"))
+    try:
+        app.launch(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, quiet=True)
+        assert tunnels == [] and not demo.share
+    finally:
+        demo.close()
+
+
 def test_credentials_file_and_environment(tmp_path, monkeypatch):
     f = tmp_path / "users"
     f.write_text("# who may come in\nann:secret:editor\nbob:pa:ss\ncat:pw:reader\n", encoding="utf-8")

@@ -85,7 +85,14 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_
            **kwargs):
     """Serve ``demo`` with the app's styles and upload limit (extra kwargs go to ``launch``);
     requests for endpoints that do not exist get a 404/422 with a message
-    (``qa.serving.exception_handlers``), not an HTTP 500."""
+    (``qa.serving.exception_handlers``), not an HTTP 500.
+
+    It is served on ``host`` only: no public share link (gradio opens one when
+    ``GRADIO_SHARE=true`` is set or it thinks it runs in a hosted notebook, which
+    would put an app that ``qa.serving.check_launch`` let through for 127.0.0.1
+    on the internet, credentials or not) and no MCP server (``GRADIO_MCP_SERVER``)."""
+    kwargs.setdefault("share", False)
+    kwargs.setdefault("mcp_server", False)
     kwargs.setdefault("theme", gr.themes.Soft(
         primary_hue="orange", neutral_hue="slate",
         font=[gr.themes.LocalFont("IBM Plex Sans", weights=(400, 600)), "ui-sans-serif", "system-ui", "sans-serif"]))
