@@ -239,7 +239,11 @@ class LimitsConfig:
     reads ~10x the default for no measured gain (docs/retrieval.md); 50 turns and
     20,000 characters of history are far more than the two turns retrieval uses.
     ``web_time_budget_s`` bounds one web request (a question waits in the queue
-    and is read within it, or the client gets a clear timeout error)."""
+    and is read within it, or the client gets a clear timeout error).
+    ``max_request_bytes`` bounds the body of any web request but an upload (which
+    gradio streams to disk): the server reads such a body whole into memory
+    before anything can look at it; a question with a full history is under
+    150 KB, the largest the page sends (the documents table) ~200 bytes a document."""
 
     max_top_k: int = 50
     max_history_turns: int = 50
@@ -247,10 +251,11 @@ class LimitsConfig:
     web_time_budget_s: float = 120.0
     max_files_per_upload: int = 100
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_request_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if min(self.max_top_k, self.max_history_turns, self.max_history_chars, self.max_files_per_upload,
-               self.max_upload_bytes) < 1:
+               self.max_upload_bytes, self.max_request_bytes) < 1:
             raise ConfigError("limits must be >= 1")
         if not self.web_time_budget_s > 0:
             raise ConfigError("limits.web_time_budget_s must be > 0")

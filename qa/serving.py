@@ -14,7 +14,8 @@ decides whether a request is served lives here, so it is tested on its own:
 - **What it says.** ``web_errors`` turns every failure of a handler into a
   message for the client (never ``{"error": null}``): bad input is one log line,
   only a bug is logged with its traceback. ``harden`` does the same for requests
-  gradio itself cannot decode (missing values, wrong types, foreign file paths).
+  gradio itself cannot decode (missing values, wrong types, foreign file paths),
+  and ``RequestSizeLimit`` for a body too large to read (before it is read).
 - **Leaks.** ``without_temp_file_leak`` takes from a ``gr.File`` the empty
   temporary file gradio 6 leaves behind for every uploaded file.
 """
@@ -242,6 +243,74 @@ def exception_handlers() -> dict:
     return {FnIndexInferError: no_such_endpoint, KeyError: unknown_key}
 
 
+class RequestSizeLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets a 413 and a message
+    before the application reads it. FastAPI reads a JSON body whole into memory
+    and parses it before any handler, limit or even the login check runs (one
+    anonymous 200 MB POST cost the server ~500 MB). The refused body is read and
+    dropped, a piece at a time, so the client gets the answer instead of a reset
+    connection. Paths ending in one of ``exempt`` (gradio's ``/upload``, which
+    streams files to disk with its own per-file limit) pass unchecked."""
+
+    def __init__(self, app: Any, max_bytes: int, exempt: tuple[str, ...] = ("/upload",)) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exempt = exempt
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/").endswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                size = 0  # the server itself refuses a malformed length
+            if size > self.max_bytes:
+                await self._refuse(receive, send, size)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
+            await self.app(scope, receive, send)  # no body
+            return
+        # A body of unknown length: read it up to the limit, then hand it on.
+        kept: list[dict] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                kept.append(message)
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(receive, send, None, more=message.get("more_body", False))
+                return
+            kept.append(message)
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> dict:
+            return kept.pop(0) if kept else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, receive: Callable, send: Callable, size: int | None, more: bool = True) -> None:
+        from fastapi.responses import JSONResponse
+
+        while more:  # drop the rest of the body, never holding more than a piece of it
+            message = await receive()
+            more = message["type"] == "http.request" and message.get("more_body", False)
+        said = f"{size:,} bytes" if size is not None else f"over {self.max_bytes:,} bytes"
+        text = (f"the request is {said}; the limit is {self.max_bytes:,} (limits.max_request_bytes): "
+                "a question with its history takes far less (files go through the upload)")
+        log.info("refused a request body: %s", text)
+        response = JSONResponse({"error": text}, status_code=413)
+        await response({"type": "http"}, receive, send)
+
+
 def ask_within(asker: Any, budget_s: float, question: Any, **kwargs: Any):
     """``asker.ask`` that gives up after ``budget_s`` seconds with a
     ``RequestTimeoutError`` (the question is dropped if it has not started)."""
@@ -278,6 +347,6 @@ def without_temp_file_leak(files: gr.File) -> gr.File:
     return files
 
 
-__all__ = ["Credentials", "ROLES", "ask_within", "check_launch", "exception_handlers", "harden",
+__all__ = ["Credentials", "ROLES", "RequestSizeLimit", "ask_within", "check_launch", "exception_handlers", "harden",
            "is_loopback",
            "load_credentials", "parse_credentials", "require_editor", "web_errors", "without_temp_file_leak"]

@@ -133,6 +133,31 @@ def test_served_with_credentials_only_users_get_in_and_only_editors_write(served
 
 
 
+def test_a_request_body_over_the_limit_is_refused_before_it_is_read(served_with_users):
+    """A JSON body was read whole into memory and parsed before any limit or even the login
+    check: one anonymous 200 MB POST to /gradio_api/queue/join cost the server ~500 MB (and 401
+    came after). Now a 413 with a message, whether the body says its length or is chunked."""
+    import httpx
+
+    from qa.config import LimitsConfig
+
+    qa, url = served_with_users
+    limit = LimitsConfig().max_request_bytes
+    body = json.dumps({"data": ["x" * limit, None, None, None], "fn_index": 0, "session_hash": "big"}).encode()
+    for content in (body, iter([body[i:i + 65536] for i in range(0, len(body), 65536)])):  # length / chunked
+        r = httpx.post(url + "gradio_api/queue/join", content=content, timeout=60,
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 413, (r.status_code, r.text[:200])
+        assert "limits.max_request_bytes" in r.json()["error"]
+    # a logged-in reader too (gradio_client shows the status, not the body); ordinary calls are untouched
+    from gradio_client import Client
+
+    reader = Client(url, verbose=False, auth=("reader1", "rpw"))
+    with pytest.raises(Exception, match="413"):
+        reader.predict("x" * limit, None, None, None, api_name="/answer")
+    assert reader.predict(Q, api_name="/answer")["citations"]
+
+
 def _page_handler(demo, name: str):
     """The handler of the page event ``name`` (the Documents tab's removal, the
     tune tab's store: page-only events, not API endpoints)."""
