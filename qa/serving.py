@@ -12,8 +12,9 @@ decides whether a request is served lives here, so it is tested on its own:
   itself; ``ask_within`` adds the per-request time budget (a question that
   cannot be answered in time is dropped from the queue and the client told).
 - **What it says.** ``web_errors`` turns every failure of a handler into a
-  message for the client (never ``{"error": null}``): bad input is one log line,
-  only a bug is logged with its traceback. ``harden`` does the same for requests
+  message for the client (never ``{"error": null}``, never a server path:
+  ``without_server_paths``): bad input is one log line, only a bug is logged with
+  its traceback. ``harden`` does the same for requests
   gradio itself cannot decode (missing values, wrong types, foreign file paths),
   and ``RequestSizeLimit`` for a body too large to read (before it is read).
 - **Leaks.** ``without_temp_file_leak`` takes from a ``gr.File`` the empty
@@ -27,6 +28,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -154,6 +156,19 @@ def one_line(text: str, limit: int = 300) -> str:
     return " ".join(str(text).split())[:limit]
 
 
+#: An absolute path of two or more parts (not part of a word, a URL, a fraction or "and/or").
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])~?(?:/[^\s/'\"`,;:()\[\]{}<>|*?]+){2,}/?")
+
+
+def without_server_paths(text: str) -> str:
+    """``text`` for a web client: each absolute path cut to its last part
+    ('no index in /srv/qa/index' -> 'no index in index', "'/tmp/gradio/ab12/gold.jsonl'"
+    -> "'gold.jsonl'"). Errors name files and folders the way the CLI needs them, but a
+    client must learn neither the server's layout nor where its users keep their files;
+    the log keeps the whole message."""
+    return _SERVER_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], str(text))
+
+
 def web_errors(what: str) -> Callable[[Callable], Callable]:
     """Decorate a handler so that every failure reaches the client as a message:
     a ``QAError`` (bad input, over a limit, a missing index) is logged as one line,
@@ -168,10 +183,10 @@ def web_errors(what: str) -> Callable[[Callable], Callable]:
                 raise
             except QAError as e:
                 log.info("%s refused: %s", what, one_line(e))
-                raise gr.Error(str(e) or type(e).__name__, print_exception=False) from e
+                raise gr.Error(without_server_paths(e) or type(e).__name__, print_exception=False) from e
             except Exception as e:  # noqa: BLE001 - a bug: the log keeps the traceback
                 log.exception("%s failed", what)
-                raise gr.Error(f"Something went wrong: {type(e).__name__}: {one_line(e)}",
+                raise gr.Error(f"Something went wrong: {type(e).__name__}: {without_server_paths(one_line(e))}",
                                print_exception=False) from e
 
         return handler
@@ -349,4 +364,5 @@ def without_temp_file_leak(files: gr.File) -> gr.File:
 
 __all__ = ["Credentials", "ROLES", "RequestSizeLimit", "ask_within", "check_launch", "exception_handlers", "harden",
            "is_loopback",
-           "load_credentials", "parse_credentials", "require_editor", "web_errors", "without_temp_file_leak"]
+           "load_credentials", "parse_credentials", "require_editor", "web_errors", "without_server_paths",
+           "without_temp_file_leak"]

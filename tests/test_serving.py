@@ -275,6 +275,41 @@ def test_every_web_error_carries_its_message_and_logs_one_line(served, capfd, ca
                for r in caplog.records)
 
 
+
+def test_web_errors_show_no_server_paths(tmp_path, monkeypatch, caplog):
+    """/answer over an app with no index yet said 'no index in /srv/.../index: build one with
+    `qa index PATH... --index /srv/.../index`' to any web client (the chat said "add some with
+    the panel"); an unexpected error (a bug) showed its OSError with the server path. The log
+    keeps the whole message; the client gets the last part of each path."""
+    from gradio_client import Client
+
+    from _app_server import serve
+    from qa.serving import web_errors, without_server_paths
+
+    idx = tmp_path / "secret-place" / "index"
+    s = serve(fake_qa(idx))
+    try:
+        with pytest.raises(Exception) as e:
+            Client(s.url, verbose=False).predict(Q, None, None, None, api_name="/answer")
+    finally:
+        s.close()
+    assert "No documents are indexed yet" in str(e.value) and str(tmp_path) not in str(e.value)
+
+    @web_errors("/x")
+    def broken():
+        open(tmp_path / "secret-place" / "nothing" / "here.txt")
+
+    import gradio as gr
+
+    with caplog.at_level(logging.INFO, logger="qa.app"), pytest.raises(gr.Error) as e:
+        broken()
+    assert "here.txt" in str(e.value) and str(tmp_path) not in str(e.value)
+    assert str(tmp_path) in caplog.text  # the operator still sees where
+    assert without_server_paths("no index in /srv/qa/my index: see '/etc/x.conf' (limits.max_top_k, "
+                                "/answer, and/or 1/2, https://example.org/a/b)") == \
+        "no index in my index: see 'x.conf' (limits.max_top_k, /answer, and/or 1/2, https://example.org/a/b)"
+
+
 @pytest.mark.parametrize("path, body, ctype", [
     ("gradio_api/call/answer", b"not json", "application/json"),
     ("gradio_api/call/answer", b"\xff\xfe", "application/json"),

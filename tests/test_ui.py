@@ -111,3 +111,32 @@ def test_evaluation_refuses_an_empty_gold_file(qa_with_pdf):
 
     with pytest.raises(QAError, match="no questions"):
         evaluate(qa_with_pdf, [])
+
+
+def test_the_documents_tab_and_the_tune_tab_show_no_server_paths(qa_with_pdf, tmp_path):
+    """A PDF whose file is gone: the Documents tab warned every user 'the PDF of report.pdf is no
+    longer available (its file /home/.../uploads/report.pdf moved or changed)'; a gold file with a
+    bad line: '/tmp/gradio/<hash>/gold.jsonl:1: ...'. Both now name the file only."""
+    import shutil
+
+    import gradio as gr
+
+    from qa.pages import ORIGINALS
+    from qa.ui.documents import _page_image
+    from qa.ui.tune import build_tune_tab
+
+    q = qa_with_pdf
+    shutil.rmtree(q.settings.index_dir / ORIGINALS)
+    with pytest.warns(UserWarning) as warned:
+        assert _page_image(q, q.store.documents["report.pdf"], 1) is None
+    text = " ".join(str(w.message) for w in warned)
+    assert "report.pdf" in text and str(tmp_path) not in text
+
+    with gr.Blocks() as demo:
+        build_tune_tab(q, gr.Slider())
+    run = next(bf.fn for bf in demo.fns.values() if getattr(bf.fn, "__name__", "") == "run")
+    gold = tmp_path / "uploaded" / "gold.jsonl"
+    gold.parent.mkdir()
+    gold.write_text("not json\n", encoding="utf-8")
+    message = run(str(gold), "best F1", 0.9)[0]
+    assert "gold.jsonl" in message and str(tmp_path) not in message

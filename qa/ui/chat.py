@@ -19,7 +19,7 @@ from qa.batching import MicroBatcher
 from qa.errors import EmptyCorpusError, IndexMissingError, QAError
 from qa.formatting import answer_to_dict, format_answer, format_error
 from qa.pages import render_citation_page
-from qa.serving import ask_within, web_errors
+from qa.serving import ask_within, web_errors, without_server_paths
 from qa.types import Citation
 
 log = logging.getLogger("qa.app")
@@ -129,11 +129,11 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
             messages.append({"role": "assistant", "content": format_error(NO_INDEX)})
             return messages, pairs
         except QAError as e:
-            messages.append({"role": "assistant", "content": format_error(str(e))})
+            messages.append({"role": "assistant", "content": format_error(without_server_paths(e))})
             return messages, pairs
         except Exception as e:  # keep the chat alive; the log has the traceback
             log.exception("answering %r failed", question)
-            messages.append({"role": "assistant", "content": format_error(f"Something went wrong: {e}")})
+            messages.append({"role": "assistant", "content": format_error(f"Something went wrong: {without_server_paths(e)}")})
             return messages, pairs
         messages.append({"role": "assistant",
                          "content": format_answer(a, qa_instance.store.documents, page_html=page_html)})
@@ -173,7 +173,10 @@ def build_chat(qa_instance, asker: MicroBatcher, concurrency_limit: int) -> Chat
         Answer as a dict (with ``timings``: retrieve_ms, read_ms)."""
         if isinstance(history, list):  # JSON turns are lists; ask() checks their shape
             history = [tuple(t) if isinstance(t, list) else t for t in history]
-        a = ask_within(asker, budget, question, history=history or None, top_k=top_k, min_score=min_score)
+        try:
+            a = ask_within(asker, budget, question, history=history or None, top_k=top_k, min_score=min_score)
+        except (IndexMissingError, EmptyCorpusError):  # as the chat says it: the CLI's fix is no web client's
+            raise QAError(NO_INDEX) from None
         return answer_to_dict(a)
 
     def clear():

@@ -17,7 +17,7 @@ from qa.ingest import SUPPORTED_SUFFIXES
 from qa.errors import PageRenderError
 from qa.pages import prune_originals, render_document_page
 from qa.types import Document
-from qa.serving import require_editor, web_errors, without_temp_file_leak
+from qa.serving import require_editor, web_errors, without_server_paths, without_temp_file_leak
 from qa.uploads import MAX_FILES_PER_UPLOAD, MAX_UPLOAD_BYTES, index_uploads, upload_folder
 
 log = logging.getLogger("qa.app")
@@ -144,7 +144,7 @@ def wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick
         try:
             store = qa_instance.store
         except QAError as e:
-            return (gr.update(value=f"⚠ {e}"),) + hidden[1:]
+            return (gr.update(value=f"⚠ {without_server_paths(e)}"),) + hidden[1:]
         doc = store.documents.get(doc_id)
         if doc is None:
             return (gr.update(value="That document is no longer indexed."),) + hidden[1:]
@@ -179,7 +179,7 @@ def wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick
             store = qa_instance.remove_documents([doc_id])
         except (KeyError, QAError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            return (gr.update(visible=False), f"⚠ Not removed: {md_escape(str(msg))}") + refresh(doc_id)
+            return (gr.update(visible=False), f"⚠ Not removed: {md_escape(without_server_paths(msg))}") + refresh(doc_id)
         try:
             prune_originals(index_dir, store.documents.values())
         except OSError as e:
@@ -199,12 +199,12 @@ def wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick
         progress(0.0, desc=f"Reading {len(paths)} file(s)")
         try:
             report = index_uploads(qa_instance, paths, progress=True, delete_under=upload_folder())
-            message = report.markdown()
+            message = without_server_paths(report.markdown())  # (names are file names: no "/" in them)
         except QAError as e:  # over a limit: nothing indexed
-            message = f"⚠ {e}"
+            message = f"⚠ {without_server_paths(e)}"
         except Exception as e:  # keep the page alive; the log has the traceback
             log.exception("indexing an upload failed")
-            message = f"⚠ Not indexed: something went wrong ({type(e).__name__}: {e})"
+            message = f"⚠ Not indexed: something went wrong ({type(e).__name__}: {without_server_paths(e)})"
         progress(1.0, desc="Done")
         side, full, ch = refresh()
         return side, message, None, full, ch
@@ -237,7 +237,7 @@ def _page_image(qa_instance, doc: Document, page: int):
     try:
         out = render_document_page(doc, page, None, qa_instance.settings.index_dir, qa_instance.settings.pages)
     except PageRenderError as e:
-        gr.Warning(str(e))
+        gr.Warning(without_server_paths(e))  # (it names the PDF's file: a path on the server)
         return None
     return Image.open(io.BytesIO(out.png))
 
@@ -249,5 +249,5 @@ def load_tables(qa_instance):
     except IndexMissingError:
         return [], [], gr.update(choices=[]), NO_INDEX
     except QAError as e:
-        return gr.skip(), gr.skip(), gr.skip(), f"⚠ {e}"
+        return gr.skip(), gr.skip(), gr.skip(), f"⚠ {without_server_paths(e)}"
     return side, full, gr.update(choices=[(f"{r[0]} ({r[5]})", r[5]) for r in full]), ""

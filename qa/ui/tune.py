@@ -29,7 +29,7 @@ from qa.evaluation.metrics import MISS_CAUSES, MISS_LABELS, answer_metrics, at_t
 from qa.evaluation.runs import answer_whereabouts
 from qa.store.threshold import save_threshold
 from qa.formatting import md_escape
-from qa.serving import require_editor, web_errors, without_temp_file_leak
+from qa.serving import require_editor, web_errors, without_server_paths, without_temp_file_leak
 
 log = logging.getLogger("qa.app")
 
@@ -194,10 +194,11 @@ def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> None:
             gold = load_gold(Path(path))
             ev = evaluate(qa_instance, gold, crit, float(tgt), progress=progress)
         except QAError as e:
-            return f"⚠ {md_escape(str(e))}", None, None, None, gr.update(interactive=False), None, ""
+            # (a gold file's errors name its upload copy: /tmp/gradio/<hash>/gold.jsonl)
+            return f"⚠ {md_escape(without_server_paths(e))}", None, None, None, gr.update(interactive=False), None, ""
         except Exception as e:  # keep the page alive; the log has the traceback
             log.exception("evaluation from the page failed")
-            return (f"⚠ Something went wrong: {md_escape(type(e).__name__)}: {md_escape(str(e))}", None, None, None,
+            return (f"⚠ Something went wrong: {md_escape(type(e).__name__)}: {md_escape(without_server_paths(e))}", None, None, None,
                     gr.update(interactive=False), None, "")
         label = f"Store threshold {ev.report.threshold:.3f} for this index"
         return (summary_markdown(ev), misses_table(ev), curve_plot(ev), ev.examples,
@@ -211,7 +212,7 @@ def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> None:
         try:
             where = save_threshold(qa_instance.settings.index_dir, record)
         except (OSError, ValueError) as e:
-            return f"⚠ Not stored: {md_escape(str(e))}", gr.skip()
+            return f"⚠ Not stored: {md_escape(without_server_paths(e))}", gr.skip()
         t = float(record["threshold"])
         in_use = float(qa_instance.threshold)
         note = ("" if abs(in_use - t) < 1e-9 else
