@@ -189,7 +189,7 @@ class IndexManager:
                 if batch.problems:
                     raise batch.errors[str(batch.problems[0].path)]
                 raise EmptyCorpusError(empty_corpus_message([self.corpus_dir]))
-            return self._publish(self.indexer.run(batch.documents))
+            return self._publish(self._build(batch.documents))
         try:
             store.check_compatible(self.indexer.expectations(), self.index_dir)
         except IndexStaleError:
@@ -198,12 +198,12 @@ class IndexManager:
                     raise
                 return store
             log.info("index in %s is stale: re-embedding its documents", self.index_dir)
-            store = self._publish(self.indexer.run(list(store.documents.values())))
+            store = self._publish(self._build(list(store.documents.values())))
         if self.corpus_dir is not None:
             changed, gone = self._corpus_changes(store)
             if changed or gone:
                 log.info("syncing %s: %d new or changed, %d removed", self.corpus_dir, len(changed), len(gone))
-                store = self._publish(self.indexer.run(changed, previous=store, remove=gone))
+                store = self._publish(self._build(changed, previous=store, remove=gone))
         return store
 
     def _load_corpus(self) -> BatchResult:
@@ -249,13 +249,21 @@ class IndexManager:
                 # Nothing new to add, but a write is where a stale index is brought
                 # up to date: publishing nothing left it refused for every question.
                 log.info("index in %s is stale: re-indexing its documents", self.index_dir)
-                new = self.indexer.run([], previous=base)
+                new = self._build([], previous=base)
             if new is not None:
                 base = self._publish(new)
             if base is None:
                 raise self._missing()
             self._store = base
             return base
+
+    def _build(self, docs: Iterable[Document], previous: IndexStore | None = None, remove: Iterable[str] = (),
+               progress: bool = False) -> IndexStore:
+        """``Indexer.run``, told which snapshot is being replaced: vectors built afresh
+        (a rebuild, a stale index re-embedded) keep its backend."""
+        name = current_name(self.index_dir)
+        return self.indexer.run(docs, previous=previous, remove=remove, progress=progress,
+                                like=self.index_dir / name if name else None)
 
     def _missing(self) -> IndexMissingError:
         return IndexMissingError(f"no index in {self.index_dir}: build one with "
@@ -272,7 +280,7 @@ class IndexManager:
         def make(base: IndexStore | None) -> IndexStore | None:
             if base is not None and self._up_to_date(base, docs):
                 return None
-            return self.indexer.run(docs, previous=base, progress=progress)
+            return self._build(docs, previous=base, progress=progress)
 
         return self._update(make)
 
@@ -301,7 +309,7 @@ class IndexManager:
             result.update(added=[d.id for d in out], renamed=renamed, unchanged=unchanged)
             if not out:
                 return None
-            return self.indexer.run(out, previous=base, progress=progress)
+            return self._build(out, previous=base, progress=progress)
 
         store = self._update(make)
         return AddResult(store, **result)
@@ -347,7 +355,7 @@ class IndexManager:
                           reindexed=self._is_stale(base))
             if not changed and not gone and not moved:
                 return None
-            return self.indexer.run(changed + moved, previous=base, remove=gone, progress=progress)
+            return self._build(changed + moved, previous=base, remove=gone, progress=progress)
 
         if not paths:
             raise ArgumentError("give at least one file or folder to index")
@@ -372,7 +380,7 @@ class IndexManager:
             unknown = [i for i in ids if i not in base.documents]
             if unknown:
                 raise DocumentNotIndexedError(f"not in the index: {', '.join(unknown)}")
-            return self.indexer.run([], previous=base, remove=ids)
+            return self._build([], previous=base, remove=ids)
 
         return self._update(make)
 
@@ -399,7 +407,7 @@ class IndexManager:
                                            f"index the original files with `qa index PATH... --index "
                                            f"{self.index_dir} --rebuild`")
                 docs = list(stored.documents.values())
-            self._store = self._publish(self.indexer.run(docs, progress=progress))
+            self._store = self._publish(self._build(docs, progress=progress))
             return self._store
 
     def index_exactly(self, docs: Iterable[Document], progress: bool = False) -> bool:
@@ -416,7 +424,7 @@ class IndexManager:
             if base is not None and self._up_to_date(base, docs) and set(base.documents) == {d.id for d in docs}:
                 return None
             built.append(True)
-            return self.indexer.run(docs, progress=progress)
+            return self._build(docs, progress=progress)
 
         self._update(make)
         return bool(built)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from qa.chunking import Chunker
 from qa.config import INDEX_FORMAT_VERSION, BM25Config, StoreConfig
 from qa.ingest import sha256_text
 from qa.store import IndexStore, Manifest
-from qa.store.backends import Bm25Index, grown
+from qa.store.backends import Bm25Index, grown, kept
 from qa.store.backends import vector_factory as qa_vector_factory
 from qa.store.base import VectorIndex
 from qa.types import Chunk, Document
@@ -59,6 +60,11 @@ class Indexer:
         """"auto": an exact index that passed the threshold moves to the ANN backend (same ids, no re-embedding)."""
         return grown(vectors, self.store)
 
+    def _fresh_vectors(self, like: Path | None) -> VectorIndex:
+        config = kept(self.store, like)
+        factory = self.vector_factory if config is self.store else qa_vector_factory(config)
+        return factory(self.embedder.dim)
+
     def expectations(self) -> dict:
         """The manifest fields an index must match to be updated in place."""
         return {"format_version": INDEX_FORMAT_VERSION, "embedder": self.embedder.model_id,
@@ -70,8 +76,12 @@ class Indexer:
         previous: IndexStore | None = None,
         remove: Iterable[str] = (),
         progress: bool = False,
+        like: Path | None = None,
     ) -> IndexStore:
-        """New snapshot = previous documents (minus ``remove``) updated with ``docs``."""
+        """New snapshot = previous documents (minus ``remove``) updated with ``docs``.
+        ``like``: the snapshot folder of the index being replaced; when the vectors
+        are built afresh (no ``previous``, or one made with other settings) they
+        keep its backend unless the settings name one (``qa.store.backends.kept``)."""
         docs = list(docs)
         remove = set(remove)
         reuse = previous is not None and previous.manifest.chunking == asdict(self.chunker.config) \
@@ -93,7 +103,7 @@ class Indexer:
             old = {(c.doc_id, c.start, c.end): cid for cid, c in zip(previous.chunk_ids.tolist(), previous.chunks)
                    if c.doc_id in keep_docs}
         else:
-            vectors = self.vector_factory(self.embedder.dim)
+            vectors = self._fresh_vectors(like)
             next_id, old = 0, {}
         kept: dict[str, list[Chunk]] = {}
         if keep_docs:

@@ -110,3 +110,32 @@ def test_milvus_lite_updated_from_a_new_process_says_nothing_on_stderr(tmp_path)
     done = subprocess.run([sys.executable, "-c", update, str(folder)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "mvccTs" not in done.stderr, done.stderr
+
+
+def test_a_rebuild_keeps_the_backend_the_index_was_built_with(fake_models, write_docs, tmp_path):
+    """`qa index --backend faiss-ivf` (or milvus), then `qa index --rebuild` (no --backend:
+    "auto"): the rebuilt index was silently faiss-flat, as was a stale index re-embedded
+    on its next write. "An existing index keeps its backend" (StoreConfig) unless told."""
+    folder = write_docs(TINY_DOCS)
+    _qa(fake_models, tmp_path, store=StoreConfig(vector_backend="faiss-ivf")).sync_paths([folder])
+    q = _qa(fake_models, tmp_path)  # the settings of a plain `qa index --rebuild`
+    assert q.rebuild().manifest.vector_index["name"] == "faiss-ivf"
+    assert q.rebuild([folder]).manifest.vector_index["name"] == "faiss-ivf"
+    stale = _qa(fake_models, tmp_path, chunking=ChunkingConfig(max_words=16))  # other chunking: all re-embedded
+    assert stale.sync_paths([folder]).reindexed
+    assert IndexStore.load(tmp_path / "index").manifest.vector_index["name"] == "faiss-ivf"
+    told = _qa(fake_models, tmp_path, store=StoreConfig(vector_backend="faiss-flat"))
+    assert told.rebuild().manifest.vector_index["name"] == "faiss-flat"  # --backend with --rebuild still chooses
+
+
+@pytest.mark.milvus
+def test_a_rebuild_of_a_milvus_index_stays_on_its_milvus(fake_models, write_docs, tmp_path, monkeypatch):
+    pytest.importorskip("milvus_lite", reason="milvus-lite is a declared dependency; missing here")
+    uri = str(tmp_path / "vectors" / "milvus.db")
+    _qa(fake_models, tmp_path, store=StoreConfig(vector_backend="milvus", milvus_uri=uri)).sync_paths(
+        [write_docs(TINY_DOCS)])
+    monkeypatch.chdir(tmp_path)  # the default milvus_uri ("milvus.db") would land here
+    back = _qa(fake_models, tmp_path).rebuild()
+    assert back.manifest.vector_index["name"] == "milvus" and back.vectors.uri == uri
+    assert not (tmp_path / "milvus.db").exists()
+    assert _qa(fake_models, tmp_path).ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"

@@ -129,6 +129,12 @@ class VectorIndex(ABC):
         """Settings recorded in the manifest (a change of these means a rebuild)."""
         return {"name": self.name}
 
+    @classmethod
+    def saved_options(cls, folder: Path) -> dict:
+        """``StoreConfig`` fields that make a new index like the one saved in ``folder``
+        (its backend, and where its vectors live): a rebuild keeps them."""
+        return {"vector_backend": cls.name}
+
     # --- vectors kept outside the snapshot folder ---------------------------------
     @classmethod
     def external_resource(cls, folder: Path) -> str | None:

@@ -6,6 +6,8 @@ own policy (``VectorIndex.create`` reads the options it needs, ``external_resour
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +45,24 @@ def grown(vectors: VectorIndex, config: StoreConfig) -> VectorIndex:
     return vectors
 
 
+def kept(config: StoreConfig, snapshot: Path | None) -> StoreConfig:
+    """The store settings for a fresh build (a rebuild, a re-embedding) of the index
+    saved in ``snapshot``: with "auto", nothing was chosen, so the index keeps the
+    backend it has (a Milvus index stays on its Milvus, at its URI; it was silently
+    moved to faiss-flat). Auto's own pair is left to auto, which chooses by size;
+    a backend named in ``config`` is a choice and wins."""
+    if config.vector_backend != "auto" or snapshot is None:
+        return config
+    try:
+        name = json.loads((Path(snapshot) / "manifest.json").read_text())["vector_index"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return config  # nothing readable to keep
+    cls = VECTOR_BACKENDS.get(name) if isinstance(name, str) else None
+    if cls is None or cls in (AUTO_SMALL, AUTO_LARGE):
+        return config
+    return replace(config, **cls.saved_options(Path(snapshot) / "vectors"))
+
+
 def external_resource(folder: Path) -> tuple[type[VectorIndex], str] | None:
     """(backend, name) of what a saved vector folder keeps outside itself (a
     Milvus collection), or None. Asks every backend, so a half-written folder
@@ -55,4 +75,4 @@ def external_resource(folder: Path) -> tuple[type[VectorIndex], str] | None:
 
 
 __all__ = ["Bm25Index", "FaissFlatIndex", "FaissHnswIndex", "FaissIvfIndex", "LEXICAL_BACKENDS", "MilvusIndex",
-           "VECTOR_BACKENDS", "external_resource", "grown", "transfer", "vector_factory"]
+           "VECTOR_BACKENDS", "external_resource", "grown", "kept", "transfer", "vector_factory"]

@@ -287,6 +287,14 @@ class MilvusIndex(VectorIndex):
             self._client.drop_collection(self.collection)
 
     @classmethod
+    def saved_options(cls, folder: Path) -> dict:
+        """Milvus, at the URI the saved index used (not the setting's default ``milvus.db``)."""
+        try:
+            return {"vector_backend": cls.name, "milvus_uri": json.loads((Path(folder) / META_FILE).read_text())["uri"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {"vector_backend": cls.name}
+
+    @classmethod
     def external_resource(cls, folder: Path) -> str | None:
         """The collection a saved snapshot folder refers to (None when unreadable)."""
         try:
