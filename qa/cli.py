@@ -180,7 +180,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _show_png(qa: Any, doc: Any, args: argparse.Namespace) -> int:
     """``qa show DOC --png FILE [--page N] [--highlight S:E]``: the PDF page as PNG,
     the document range S:E (offsets into the stored text, as citations give
-    them) highlighted; the page defaults to the one the highlight starts on."""
+    them) highlighted; the page defaults to the one the highlight starts on.
+    ``--png -`` writes the PNG alone to stdout (a pipe or a file; a terminal is
+    refused, as the bytes would garble it)."""
     from qa.pages import render_document_page
 
     highlight = None
@@ -191,6 +193,16 @@ def _show_png(qa: Any, doc: Any, args: argparse.Namespace) -> int:
             _error(f"--highlight takes START:END character offsets, not {args.highlight!r}")
             return EXIT_USAGE
         highlight = (a, b)
+    if args.png == "-":  # stdout, as '-' is everywhere on a command line (`> page.png`, `| display`)
+        if sys.stdout.isatty():
+            _error("--png -: standard output is a terminal, which cannot show a PNG: redirect it "
+                   "(--png - > page.png) or name a file (--png page.png)")
+            return EXIT_USAGE
+        page = render_document_page(doc, args.page, highlight, qa.settings.index_dir, qa.settings.pages)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(page.png)  # the image alone: nothing else on stdout or stderr
+        sys.stdout.buffer.flush()
+        return 0
     target = Path(args.png)
     problem = ("is a folder: name the PNG file to write" if target.is_dir()
                else None if target.parent.is_dir() else f"no such folder: {target.parent}")
@@ -347,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = with_index(sub.add_parser("show", help="print a document's stored (extracted) text, or draw a PDF page"))
     s.add_argument("doc_id")
     s.add_argument("--locators", action="store_true", help="print its character ranges with their pages/sections")
-    s.add_argument("--png", metavar="FILE", help="PDF only: write a page as a PNG image instead of printing the text")
+    s.add_argument("--png", metavar="FILE",
+                   help="PDF only: write a page as a PNG image instead of printing the text (- for stdout)")
     s.add_argument("--page", type=_positive_int, help="with --png: the page (1-based; default: the highlight's)")
     s.add_argument("--highlight", metavar="START:END",
                    help="with --png: highlight this range of the stored text (offsets as in `qa ask --json`)")

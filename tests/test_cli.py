@@ -488,3 +488,29 @@ def test_an_answer_across_a_line_break_prints_on_its_answer_line(capsys, write_d
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("Answer: Margit Halvorsen,   (confidence ")
     assert ">>>Margit\n    Halvorsen,<<<" in out  # the passage: the text as it is
+
+
+def test_show_png_dash_writes_the_png_to_stdout(corpus, idx, fake_models, capsysbinary, monkeypatch, tmp_path):
+    """`qa show DOC --png -` wrote a file literally named '-' in the current folder and
+    said so; '-' is stdout, as everywhere else on a command line (`> page.png`, `| display`)."""
+    from qa.pages import RenderedPage
+
+    png = b"\x89PNG\r\n\x1a\n" + b"fake page"
+    monkeypatch.setattr("qa.pages.render_document_page",
+                        lambda doc, page, highlight, *a, **k: RenderedPage(page or 1, png, 10, 20))
+    assert main(["index", str(corpus), "--index", str(idx)], qa_factory=fake_models) == 0
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    capsysbinary.readouterr()
+    rc = main(["show", "beta.md", "--index", str(idx), "--png", "-"], qa_factory=fake_models)
+    out, err = capsysbinary.readouterr()
+    assert rc == 0, err
+    assert out == png and err == b""
+    assert list(here.iterdir()) == []
+    # on a terminal the bytes would garble it: refused, with what to do instead
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    rc = main(["show", "beta.md", "--index", str(idx), "--png", "-"], qa_factory=fake_models)
+    out, err = capsysbinary.readouterr()
+    assert rc == 2 and out == b"" and err.decode().startswith("error: --png -: ") and err.count(b"\n") == 1
+    assert list(here.iterdir()) == []
