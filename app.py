@@ -27,12 +27,14 @@ log = logging.getLogger("qa.app")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from qa.cli import index_help
+
     p = argparse.ArgumentParser(description="Web chat over your documents.")
     p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"),
                    help="interface to listen on (default 127.0.0.1, env QA_HOST)")
     p.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")),
                    help="port (default 7860, env QA_PORT)")
-    p.add_argument("--index", help="index folder (default: index/, built from seeds/ when missing)")
+    p.add_argument("--index", help=index_help().replace("%", "%%"))
     p.add_argument("--concurrency", type=int, default=32,
                    help="questions taken at once, answered together in batches (default 32)")
     p.add_argument("--auth-file", default=None,

@@ -307,16 +307,31 @@ _positive_int = _number(int, "a whole number", lambda n: n >= 1, "at least 1")
 _probability = _number(float, "a number", lambda x: 0.0 <= x <= 1.0, "a probability between 0 and 1")
 
 
+def index_help(sync: bool = True) -> str:
+    """The ``--index`` help with the default as the settings have it now (``QA_INDEX_DIR``,
+    else the checkout's index/, else ./index) and, where the command follows it
+    (``sync``: reading commands, and the app), the corpus folder the default index is
+    kept in step with (``QA_CORPUS_DIR``, else the checkout's seeds/, else none). A fixed
+    "index/, kept in step with seeds/" was wrong under either variable, outside a
+    checkout, and for ``qa index``/``qa remove``, which never sync."""
+    from qa.config import Settings
+
+    s = Settings()
+    follows = f", kept in step with {s.corpus_dir}" if sync and s.corpus_dir is not None else ""
+    env = "QA_INDEX_DIR, QA_CORPUS_DIR" if sync else "QA_INDEX_DIR"
+    return f"index folder (default: {s.index_dir}{follows}; env {env})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qa", description="Cited, extractive question answering over your documents.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def with_index(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("--index", help="index folder (default: index/, kept in step with seeds/)")
+    def with_index(sp: argparse.ArgumentParser, sync: bool = True) -> argparse.ArgumentParser:
+        sp.add_argument("--index", help=index_help(sync).replace("%", "%%"))
         return sp
 
-    s = with_index(sub.add_parser("index", help="build or update an index from files or folders"))
+    s = with_index(sub.add_parser("index", help="build or update an index from files or folders"), sync=False)
     s.add_argument("paths", nargs="*", help=f"files ({', '.join(SUPPORTED_SUFFIXES)}) or folders of them")
     s.add_argument("--rebuild", action="store_true",
                    help="replace the index with exactly these files; with no paths, rebuild it from the texts "
@@ -366,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --png: highlight this range of the stored text (offsets as in `qa ask --json`)")
     s.set_defaults(func=cmd_show)
 
-    s = with_index(sub.add_parser("remove", help="remove documents from the index by id"))
+    s = with_index(sub.add_parser("remove", help="remove documents from the index by id"), sync=False)
     s.add_argument("doc_ids", nargs="+")
     s.set_defaults(func=cmd_remove)
 

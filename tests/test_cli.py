@@ -514,3 +514,38 @@ def test_show_png_dash_writes_the_png_to_stdout(corpus, idx, fake_models, capsys
     out, err = capsysbinary.readouterr()
     assert rc == 2 and out == b"" and err.decode().startswith("error: --png -: ") and err.count(b"\n") == 1
     assert list(here.iterdir()) == []
+
+
+def _index_help(parser, command: str) -> str:
+    sub = next(a for a in parser._actions if a.dest == "command")
+    action = next(a for a in sub.choices[command]._actions if "--index" in a.option_strings)
+    return action.help % {"default": action.default}
+
+
+SYNCING = ("ask", "calibrate", "docs", "info", "show")
+
+
+def test_the_index_help_states_the_real_default_of_each_command(monkeypatch):
+    """Every --index said "(default: index/, kept in step with seeds/)": the default is
+    QA_INDEX_DIR or the checkout's index/ (./index outside a checkout), the corpus it follows
+    QA_CORPUS_DIR or the checkout's seeds/ (none outside one), and `qa index` and `qa remove`
+    never sync it (a plain `qa index X` adds X to it, seeds/ or not)."""
+    from qa.cli import build_parser
+
+    monkeypatch.setenv("QA_INDEX_DIR", "/srv/qa/myindex")
+    monkeypatch.setenv("QA_CORPUS_DIR", "/srv/qa/mydocs")
+    parser = build_parser()
+    for command in SYNCING + ("index", "remove"):
+        text = _index_help(parser, command)
+        assert "/srv/qa/myindex" in text and "index/," not in text, (command, text)
+        assert ("kept in step with /srv/qa/mydocs" in text) == (command in SYNCING), (command, text)
+        assert "seeds/" not in text, (command, text)
+    monkeypatch.delenv("QA_CORPUS_DIR")
+    monkeypatch.setattr("qa.config._default_corpus", lambda: None)  # as when installed, not in a checkout
+    parser = build_parser()
+    for command in SYNCING + ("index", "remove"):
+        assert "kept in step" not in _index_help(parser, command), command
+    import app
+
+    app_help = next(a for a in app.build_parser()._actions if "--index" in a.option_strings).help
+    assert "/srv/qa/myindex" in app_help and "seeds/" not in app_help
