@@ -360,6 +360,76 @@ def test_docx_keeps_text_in_revisions_fields_controls_boxes_and_nested_tables(tm
     check_locators(doc)
 
 
+def make_docx_with_notes() -> bytes:
+    """A Word file with footnotes and endnotes (python-docx cannot write them:
+    the parts are added by hand, as Word lays them out), a footnote whose
+    reference was deleted with tracked changes, and a page header."""
+    import docx
+    from docx.opc.constants import CONTENT_TYPE as CT, RELATIONSHIP_TYPE as RT
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    w = nsdecls("w")
+
+    def ref(kind: str, note_id: int) -> str:
+        return f'<w:r {w}><w:rPr><w:rStyle w:val="{kind}Reference"/></w:rPr><w:{kind}Reference w:id="{note_id}"/></w:r>'
+
+    def notes(kind: str, texts: dict[int, str]) -> bytes:
+        seps = (f'<w:{kind} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{kind}>'
+                f'<w:{kind} w:type="continuationSeparator" w:id="0"><w:p><w:r><w:continuationSeparator/></w:r>'
+                f'</w:p></w:{kind}>')
+        body = "".join(f'<w:{kind} w:id="{i}"><w:p><w:r><w:{kind}Ref/></w:r><w:r><w:t xml:space="preserve"> '
+                       f'{t}</w:t></w:r></w:p></w:{kind}>' for i, t in texts.items())
+        return f'<w:{kind}s {w}>{seps}{body}</w:{kind}s>'.encode()
+
+    d = docx.Document()
+    d.sections[0].header.paragraphs[0].text = "CONFIDENTIAL DRAFT"
+    d.sections[0].footer.paragraphs[0].text = "Harbour Authority, page 1"
+    d.add_heading("Harbour", level=1)
+    p = d.add_paragraph("The keeper has kept the light since 1994.")
+    p._p.append(parse_xml(ref("footnote", 1)))
+    p = d.add_paragraph("Ferries leave from the north pier.")
+    p._p.append(parse_xml(f'<w:del {w} w:id="9" w:author="a">{ref("footnote", 2)}</w:del>'))
+    p._p.append(parse_xml(ref("endnote", 1)))
+    t = d.add_table(rows=1, cols=2)
+    t.cell(0, 0).text = "Mooring"
+    t.cell(0, 1).paragraphs[0]._p.append(parse_xml(ref("footnote", 3)))
+    t.cell(0, 1).paragraphs[0].add_run("4,500 NOK")
+    foot = Part(PackURI("/word/footnotes.xml"), CT.WML_FOOTNOTES,
+                notes("footnote", {1: "Margit Halvorsen took over from her father.",
+                                   2: "A note whose reference was deleted.", 3: "Prices include VAT."}), d.part.package)
+    end = Part(PackURI("/word/endnotes.xml"), CT.WML_ENDNOTES,
+               notes("endnote", {1: "Timetables change in winter."}), d.part.package)
+    d.part.relate_to(foot, RT.FOOTNOTES)
+    d.part.relate_to(end, RT.ENDNOTES)
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+def test_docx_footnotes_and_endnotes_are_extracted_after_the_body(tmp_path):
+    """Footnotes and endnotes were not read at all: a question whose answer is
+    in one could never be answered. They follow the body, in the order their
+    references appear (as Word numbers them), each its own paragraph with a
+    "Footnote N" / "Endnote N" section; a note whose reference was deleted
+    stays out, and page headers and footers (repeated boilerplate) stay out."""
+    f = tmp_path / "notes.docx"
+    f.write_bytes(make_docx_with_notes())
+    doc = load_file(f)
+    assert doc.text.split("\n\n") == [
+        "Harbour", "The keeper has kept the light since 1994.", "Ferries leave from the north pier.",
+        "Mooring | 4,500 NOK", "Margit Halvorsen took over from her father.", "Prices include VAT.",
+        "Timetables change in winter."]
+    assert doc.locate(doc.text.index("Margit")).section == "Footnote 1"
+    assert doc.locate(doc.text.index("Prices")).section == "Footnote 2"
+    assert doc.locate(doc.text.index("Timetables")).section == "Endnote 1"
+    assert doc.locate(doc.text.index("Mooring")).section == "Harbour"
+    assert "CONFIDENTIAL" not in doc.text and "page 1" not in doc.text
+    check_locators(doc)
+
+
 def test_corrupt_and_truncated_docx(tmp_path):
     raw = make_docx()
     (tmp_path / "cut.docx").write_bytes(raw[: len(raw) // 2])

@@ -12,6 +12,14 @@ and hyperlinks directly under the paragraph, so it loses inserted text
 pages, forms) and a cell's ``paragraphs`` its nested tables. Deleted and
 moved-away text stays out; a text box's paragraphs follow the paragraph that
 anchors it (once: the VML fallback copy of a shape is skipped).
+
+Footnotes, then endnotes, follow the body, in the order their references
+appear in it (the order Word numbers them in), each note its own paragraph(s)
+with a "Footnote N" / "Endnote N" section locator: a passage cited from one
+reads as a note and says which. A note whose reference was deleted (tracked)
+stays out. Page headers and footers are not read: they are the same few words
+repeated on every page (a company name, "Confidential", page numbers) that
+would crowd real passages out of retrieval (docs/ingest.md).
 """
 
 from __future__ import annotations
@@ -107,6 +115,33 @@ def _paragraph_text(p) -> tuple[str, list]:
     return "".join(parts), boxes
 
 
+def _in_removed_text(el) -> bool:
+    """True when ``el`` sits in deleted or moved-away text, or in the VML
+    fallback copy of a shape (read once, from its DrawingML original)."""
+    return any(a.tag in (_W + "del", _W + "moveFrom", _MC_FALLBACK) for a in el.iterancestors())
+
+
+def _notes(d, body, kind: str) -> list:
+    """The ``w:footnote`` / ``w:endnote`` elements (``kind``) the body refers to,
+    in the order of their first visible reference; the separators Word keeps
+    in the same part, and notes whose reference was deleted, left out."""
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.oxml.parser import parse_xml
+
+    reltype = RT.FOOTNOTES if kind == "footnote" else RT.ENDNOTES
+    part = next((r.target_part for r in d.part.rels.values() if r.reltype == reltype and not r.is_external), None)
+    if part is None:
+        return []
+    root = parse_xml(part.blob)
+    by_id = {n.get(_W + "id"): n for n in root.iter(_W + kind) if n.get(_W + "type") in (None, "normal")}
+    order: list[str] = []
+    for ref in body.iter(_W + kind + "Reference"):
+        note_id = ref.get(_W + "id")
+        if note_id in by_id and note_id not in order and not _in_removed_text(ref):
+            order.append(note_id)
+    return [by_id[i] for i in order]
+
+
 def _rows(tbl, parent) -> Iterator[list[str]]:
     """Each row of table ``tbl`` as its cells' texts (a merged cell once)."""
     from docx.table import Table
@@ -185,7 +220,12 @@ class DocxLoader(Loader):
                 for box in boxes:
                     add(box)
 
-        add(d.element.body)
-        text, locators = out.build()
+        body = d.element.body
+        add(body)
         title = (d.core_properties.title or "").strip() or first_heading
+        for kind in ("footnote", "endnote"):
+            for n, note in enumerate(_notes(d, body, kind), 1):
+                section = f"{kind.capitalize()} {n}"
+                add(note)
+        text, locators = out.build()
         return Extracted(text=text, title=title, meta={}, locators=locators)
