@@ -277,6 +277,24 @@ def test_html_soft_hyphens_are_not_kept_inside_words(tmp_path):
     assert doc.title == "Dampfschiff" and doc.locators[0].section == "Dampfschiff"
 
 
+def test_html_line_break_is_a_line_not_a_paragraph(tmp_path):
+    """``<br>`` became a blank line, i.e. a paragraph break: the chunker ends a
+    sentence at a blank line, so an address or a poem was cut into as many
+    "sentences" as it has lines. A ``<br>`` is one line break; two in a row
+    (the old way to space paragraphs) still leave a blank line."""
+    from qa.chunking import split_sentences
+
+    html = ("<html><body><h1>Contact</h1><p>Harbour Office<br>12 Pier Road<br/>\n 9008 Troms\xf8</p>"
+            "<p><br>First part<br><br>\n<br>Second part<br></p><ul><li>Ferry<br>daily</li></ul>"
+            "<address><span>Open <b>Mon</b><br>to Fri</span></address></body></html>")
+    doc = document_from_bytes(html.encode(), tmp_path / "contact.html")
+    assert doc.text == ("Contact\n\nHarbour Office\n12 Pier Road\n9008 Troms\xf8\n\nFirst part\n\nSecond part"
+                        "\n\nFerry\ndaily\n\nOpen Mon\nto Fri")
+    address = doc.text.index("Harbour Office")
+    assert (address, doc.text.index("\xf8") + 1) in split_sentences(doc.text)
+    check_locators(doc)
+
+
 def test_html_without_text(tmp_path):
     with pytest.raises(errors.EmptyDocumentError, match="no text found in this HTML file"):
         document_from_bytes(b"<html><body><nav><a href='/'>Home</a></nav><script>x()</script></body></html>",

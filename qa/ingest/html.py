@@ -13,7 +13,8 @@ navigation/banner/contentinfo/complementary regions, elements whose class or
 id says menu/nav/sidebar/footer/cookie/share/..., link lists (more than half
 of the text in links) and copyright lines. Then every block (paragraph,
 heading, list item, table row, ...) becomes one paragraph of the text, blocks
-joined by a blank line; each heading opens a section locator.
+joined by a blank line, a ``<br>`` in one a single line break; each heading
+opens a section locator.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _HINT = re.compile(
     r"toolbar|pagination|pager|tags)(?:$|[-_])", re.I)
 _COPYRIGHT = re.compile(r"©|\(c\)\s*\d{4}|\bcopyright\b|all rights reserved", re.I)
 _BLOCK = {"p", "div", "section", "article", "main", "header", "li", "ul", "ol", "dl", "dt", "dd", "blockquote",
-          "figure", "figcaption", "address", "details", "summary", "hr", "br", "center", "caption", "body", "html",
+          "figure", "figcaption", "address", "details", "summary", "hr", "center", "caption", "body", "html",
           "fieldset", "legend", "td", "th", "tr", "tbody", "thead", "tfoot"}
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([-\w.:]+)""", re.I)
@@ -155,13 +156,29 @@ class _Walker:
     def __init__(self) -> None:
         self.out = TextBuilder("\n\n")
         self.section: str | None = None
-        self.buf: list[str] = []
+        self.buf: list[str] = []  # the current line of the current block
+        self.lines: list[list[str]] = []  # the block's lines before it, ended by <br>
+
+    def line_break(self) -> None:
+        self.lines.append(self.buf)
+        self.buf = []
 
     def flush(self) -> None:
-        text = _norm("".join(self.buf))
-        self.buf = []
-        if text:
-            self.out.add(text, section=self.section)
+        """End the current block: its lines (``<br>``-separated) each have their
+        white space collapsed and are joined by one newline, so a paragraph
+        with line breaks (an address, a poem) stays one paragraph for the
+        chunker, which ends a sentence only at a blank line. An empty line
+        between two (``<br><br>``, the old way to space paragraphs) is kept as
+        one blank line; empty lines at either end go."""
+        out: list[str] = []
+        for line in (_norm("".join(parts)) for parts in [*self.lines, self.buf]):
+            if line or (out and out[-1]):
+                out.append(line)
+        while out and not out[-1]:
+            out.pop()
+        self.buf, self.lines = [], []
+        if out:
+            self.out.add("\n".join(out), section=self.section)
 
     def walk(self, node, depth: int = 0) -> None:
         for child in node.iter(include_text=True):
@@ -172,6 +189,8 @@ class _Walker:
                 continue
             elif depth > 200:  # pathological nesting: take its text flat
                 self.buf.append(" " + child.text(deep=True, separator=" ") + " ")
+            elif tag == "br":
+                self.line_break()
             elif tag in _HEADINGS:
                 self.flush()
                 title = _norm(child.text(deep=True, separator=" "))
