@@ -295,6 +295,77 @@ def test_html_line_break_is_a_line_not_a_paragraph(tmp_path):
     check_locators(doc)
 
 
+# Invisible format characters as they come in copied and generated text: a zero
+# width space, a word joiner, a BOM inside text, a zero width non-joiner in Latin
+# text; and where they change what the reader sees (Persian, an emoji sequence).
+INVISIBLE_IN = ("The Donau\u200bdampf\u2060schiff sails at nine from Zero\ufeffwidth Quay; "
+                "see the Auf\u200clage.")
+INVISIBLE_OUT = "The Donaudampfschiff sails at nine from Zerowidth Quay; see the Auflage."
+VISIBLE_JOINERS = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \U0001f469\u200d\U0001f680"
+
+
+def _bm25_words(text: str) -> list[str]:
+    """The words BM25 indexes for ``text`` (bm25s's tokenizer, as the index uses it)."""
+    import bm25s
+
+    return bm25s.tokenize([text], stopwords=None, return_ids=False, show_progress=False)[0]
+
+
+def test_html_invisible_characters_are_not_kept_inside_words(tmp_path):
+    """A zero width space, word joiner or BOM inside a word split it in two
+    for search ("donau", "dampf") and came back in the answer as invisible
+    characters; a zero width (non-)joiner is kept only where it changes how
+    the text looks (Persian, emoji sequences)."""
+    html = (f"<html><body><h1>Donau\u200bdampf</h1><p>{INVISIBLE_IN}</p><pre>Zero\u200bwidth</pre>"
+            f"<p>{VISIBLE_JOINERS}</p><table><tr><td>Pier\u2060 7</td></tr></table></body></html>")
+    doc = document_from_bytes(html.encode(), tmp_path / "ship.html")
+    assert doc.text == f"Donaudampf\n\n{INVISIBLE_OUT}\n\nZerowidth\n\n{VISIBLE_JOINERS}\n\nPier 7"
+    assert doc.title == "Donaudampf" and doc.locators[0].section == "Donaudampf"
+    assert "donaudampfschiff" in _bm25_words(doc.text)
+
+
+def test_docx_invisible_characters_are_not_kept_inside_words(tmp_path):
+    """As in HTML: Word keeps a zero width space typed or pasted into a word
+    in its text (and other programs write a soft hyphen as U+00AD, not as
+    Word's own <w:softHyphen/>), so the word matched no search."""
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Donau\u200bdampf", level=1)
+    p = d.add_paragraph(INVISIBLE_IN[:20])
+    p.add_run(INVISIBLE_IN[20:])
+    d.add_paragraph("Dampf\xadschiff " + VISIBLE_JOINERS)
+    buf = io.BytesIO()
+    d.save(buf)
+    doc = document_from_bytes(buf.getvalue(), tmp_path / "ship.docx")
+    assert doc.text == f"Donaudampf\n\n{INVISIBLE_OUT}\n\nDampfschiff {VISIBLE_JOINERS}"
+    assert doc.title == "Donaudampf" and doc.locators[0].section == "Donaudampf"
+
+
+def test_pdf_invisible_characters_are_dropped_and_offsets_still_map_to_pdfium():
+    """PDF text layers carry the same invisible characters; dropping them in
+    the cleaning keeps every stored character mapped to the PDFium character
+    it came from (page highlighting, qa.pages)."""
+    from qa.ingest.pdf import clean_page_text, clean_page_text_map
+
+    raw = "The Donau\u200bdampf\r\nsails from Zero\ufeffwidth Quay. " + VISIBLE_JOINERS
+    text, src, _ = clean_page_text_map(raw)
+    assert text == "The Donaudampf\nsails from Zerowidth Quay. " + VISIBLE_JOINERS == clean_page_text(raw)
+    assert len(src) == len(text)
+    for i, ch in enumerate(text):
+        assert raw[src[i]] == ch or (ch == "\n" and raw[src[i]] == "\r"), (i, ch)
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "notes.md"])
+def test_text_and_markdown_keep_invisible_characters_byte_exact(tmp_path, name):
+    """Unlike the extracted formats, .txt and .md keep zero width spaces and
+    the like: their stored text is the file, and every offset a file offset
+    (docs/ingest.md, "Invisible characters")."""
+    raw = f"# Ships\n\n{INVISIBLE_IN}\n".encode()
+    doc = document_from_bytes(raw, tmp_path / name)
+    assert doc.text == raw.decode()
+
+
 def test_html_without_text(tmp_path):
     with pytest.raises(errors.EmptyDocumentError, match="no text found in this HTML file"):
         document_from_bytes(b"<html><body><nav><a href='/'>Home</a></nav><script>x()</script></body></html>",

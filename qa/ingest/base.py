@@ -7,6 +7,7 @@ the index stores, what every offset points into, and what ``qa show`` prints.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,27 @@ class TextBuilder:
 
     def build(self) -> tuple[str, tuple[Locator, ...]]:
         return "".join(self._parts), tuple(Locator(s, e, page=p, section=sec) for s, e, p, sec in self._locs)
+
+
+#: Invisible format characters that only split words: a zero width space
+#: (U+200B), a word joiner (U+2060), a BOM / zero width no-break space inside
+#: text (U+FEFF), invisible math operators (U+2061..2064); and a zero width
+#: non-joiner or joiner (U+200C, U+200D) between characters of scripts where it
+#: changes nothing visible (before U+0590: Latin, Greek, Cyrillic, ...). Kept,
+#: a word holding one is two words to BM25 ("Donau\u200bdampf": "donau",
+#: "dampf") and matches no question typed without it, and the answer carries
+#: it. A (non-)joiner next to Hebrew, Arabic, Indic, emoji, ... is kept: there
+#: it changes how the text is drawn (Persian "می‌خواهم", an emoji sequence).
+INVISIBLE = re.compile("[\u200b\u2060-\u2064\ufeff]"
+                       "|(?<![\u0590-\U0010ffff])[\u200c\u200d](?![\u0590-\U0010ffff])")
+
+
+def drop_invisible(text: str) -> str:
+    """``text`` without ``INVISIBLE`` characters and soft hyphens (U+00AD, shown
+    only where a line breaks), for formats whose text is extracted (HTML,
+    Word): there is no file offset to keep. Plain text and Markdown keep
+    them, byte-exact (docs/ingest.md)."""
+    return INVISIBLE.sub("", text).replace("\xad", "")
 
 
 #: Magic bytes of formats a file may really be, whatever its extension says.

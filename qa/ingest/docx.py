@@ -11,7 +11,8 @@ and hyperlinks directly under the paragraph, so it loses inserted text
 (``w:sdt``); its ``iter_inner_content`` skips block content controls (cover
 pages, forms) and a cell's ``paragraphs`` its nested tables. Deleted and
 moved-away text stays out; a text box's paragraphs follow the paragraph that
-anchors it (once: the VML fallback copy of a shape is skipped).
+anchors it (once: the VML fallback copy of a shape is skipped). Zero width
+spaces, word joiners and soft hyphens are dropped (``drop_invisible``).
 
 Footnotes, then endnotes, follow the body, in the order their references
 appear in it (the order Word numbers them in), each note its own paragraph(s)
@@ -30,7 +31,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from qa.ingest.base import Extracted, Loader, TextBuilder
+from qa.ingest.base import Extracted, Loader, TextBuilder, drop_invisible
 from qa.errors import CorruptDocumentError, FormatMismatchError
 
 _HEADING_STYLE = re.compile(r"^(heading\s*\d|title)$", re.I)
@@ -112,7 +113,7 @@ def _paragraph_text(p) -> tuple[str, list]:
                 visit(child)
 
     visit(p)
-    return "".join(parts), boxes
+    return drop_invisible("".join(parts)), boxes
 
 
 def _in_removed_text(el) -> bool:

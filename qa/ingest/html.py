@@ -23,7 +23,7 @@ import codecs
 import re
 from pathlib import Path
 
-from qa.ingest.base import Extracted, Loader, TextBuilder, detect_binary
+from qa.ingest.base import Extracted, Loader, TextBuilder, detect_binary, drop_invisible
 
 _DROP_EVERYWHERE = ["script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "embed", "form",
                     "button", "select", "input", "textarea", "dialog", "head"]
@@ -43,9 +43,10 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([-\w.:]+)""", r
 
 def _norm(s: str | None) -> str:
     """White space collapsed as a browser does, soft hyphens (``&shy;``, shown
-    only where a line breaks) dropped: kept, they hid inside words of the
+    only where a line breaks) and zero width spaces, word joiners, ...
+    (``drop_invisible``) dropped: kept, they hid inside words of the
     extracted text ("Donau\xaddampf"), so the word matched no search."""
-    return " ".join(s.replace("\xad", "").split()) if s else ""
+    return " ".join(drop_invisible(s).split()) if s else ""
 
 
 # Where the HTML standard (WHATWG Encoding) reads a <meta> charset label as
@@ -199,7 +200,7 @@ class _Walker:
                     self.out.add(title, section=title)
             elif tag == "pre":
                 self.flush()
-                text = (child.text(deep=True) or "").replace("\xad", "").strip("\n")
+                text = drop_invisible(child.text(deep=True) or "").strip("\n")
                 if text.strip():
                     self.out.add(text, section=self.section)
             elif tag == "table" and _layout_table(child):

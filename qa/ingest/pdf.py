@@ -16,12 +16,14 @@ import re
 import threading
 from pathlib import Path
 
-from qa.ingest.base import Extracted, Loader, TextBuilder
+from qa.ingest.base import INVISIBLE, Extracted, Loader, TextBuilder
 from qa.errors import CorruptDocumentError, EncryptedDocumentError, NoTextLayerError
 
 # PDFium marks line ends with \r\n, may emit \x02 for a hyphen it inserted at
 # a line break, and \ufffe / NULs for unmapped glyphs; ligature glyphs come
 # through as presentation forms (U+FB00..FB06) that no tokenizer expects.
+# Zero width spaces and the like (qa.ingest.base.INVISIBLE) are dropped; a soft
+# hyphen (U+00AD) is kept: in a PDF it is a glyph on the page, drawn as "-".
 _LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
                             "\ufb05": "st", "\ufb06": "st", "\x02": "-", "\ufffe": "", "\x00": "", "\r": "\n"})
 _CONTROL = re.compile(r"[\x01\x03-\x08\x0b\x0e-\x1f\x7f]")
@@ -31,7 +33,7 @@ _PDFIUM_LOCK = threading.Lock()
 
 
 def clean_page_text(text: str) -> str:
-    text = text.replace("\r\n", "\n").translate(_LIGATURES)
+    text = INVISIBLE.sub("", text).replace("\r\n", "\n").translate(_LIGATURES)
     text = _CONTROL.sub("", text).replace("\x0c", "\n")
     return _TRAILING_SPACE.sub("\n", text).strip()
 
@@ -47,9 +49,13 @@ def clean_page_text_map(raw: str) -> tuple[str, list[int], list[int]]:
     out: list[str] = []
     src: list[int] = []
     soft: list[int] = []
+    invisible = {m.start() for m in INVISIBLE.finditer(raw)}
     i, n = 0, len(raw)
     while i < n:
         ch = raw[i]
+        if i in invisible:
+            i += 1
+            continue
         if ch == "\r" and i + 1 < n and raw[i + 1] == "\n":
             out.append("\n")
             src.append(i)
