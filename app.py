@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     demo = build_app(qa_instance, concurrency_limit=args.concurrency, credentials=credentials)
     launch(demo, args.host, args.port, max_file_bytes=qa_instance.settings.max_file_bytes,
-           max_request_bytes=qa_instance.settings.limits.max_request_bytes,
-           auth=credentials.check if credentials else None)
+           limits=qa_instance.settings.limits, auth=credentials.check if credentials else None)
     return 0
 
 

@@ -243,7 +243,12 @@ class LimitsConfig:
     ``max_request_bytes`` bounds the body of any web request but an upload (which
     gradio streams to disk): the server reads such a body whole into memory
     before anything can look at it; a question with a full history is under
-    150 KB, the largest the page sends (the documents table) ~200 bytes a document."""
+    150 KB, the largest the page sends (the documents table) ~200 bytes a document.
+    ``max_failed_logins_per_user`` failed logins for one user name, or
+    ``max_failed_logins_per_client`` from one client address (more: people behind
+    one NAT or proxy share it), within ``login_window_s`` refuse further logins
+    there for ``login_cooldown_s`` (HTTP 429), the right password included: a
+    client could otherwise try passwords without end, one instant 400 each."""
 
     max_top_k: int = 50
     max_history_turns: int = 50
@@ -252,13 +257,20 @@ class LimitsConfig:
     max_files_per_upload: int = 100
     max_upload_bytes: int = 50 * 1024 * 1024
     max_request_bytes: int = 4 * 1024 * 1024
+    max_failed_logins_per_user: int = 5
+    max_failed_logins_per_client: int = 20
+    login_window_s: float = 600.0
+    login_cooldown_s: float = 300.0
 
     def __post_init__(self) -> None:
         if min(self.max_top_k, self.max_history_turns, self.max_history_chars, self.max_files_per_upload,
-               self.max_upload_bytes, self.max_request_bytes) < 1:
+               self.max_upload_bytes, self.max_request_bytes, self.max_failed_logins_per_user,
+               self.max_failed_logins_per_client) < 1:
             raise ConfigError("limits must be >= 1")
         if not self.web_time_budget_s > 0:
             raise ConfigError("limits.web_time_budget_s must be > 0")
+        if not (self.login_window_s > 0 and self.login_cooldown_s > 0):
+            raise ConfigError("limits.login_window_s and limits.login_cooldown_s must be > 0")
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,18 @@ import functools
 import hmac
 import ipaddress
 import logging
+import math
 import os
 import re
+import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import gradio as gr
 
+from qa.config import LimitsConfig
 from qa.errors import QAError, RequestTimeoutError, ServingConfigError
 
 log = logging.getLogger("qa.app")
@@ -326,6 +330,141 @@ class RequestSizeLimit:
         await response({"type": "http"}, receive, send)
 
 
+class FailedLogins:
+    """Failed logins per user name and per client address within a sliding window
+    (``limits.login_window_s``); a key over its limit is locked for
+    ``limits.login_cooldown_s``. Keys are dropped once nothing about them is
+    remembered any longer, so a stream of new names or addresses costs memory only
+    for the window. Used from the event loop only (no lock needed)."""
+
+    def __init__(self, limits: LimitsConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.clock = clock
+        # key -> (failure times within the window, locked until); ordered by last change
+        self._keys: OrderedDict[tuple[str, str], tuple[deque[float], float]] = OrderedDict()
+
+    def _limit(self, kind: str) -> tuple[int, str]:
+        if kind == "user":
+            return self.limits.max_failed_logins_per_user, "limits.max_failed_logins_per_user"
+        return self.limits.max_failed_logins_per_client, "limits.max_failed_logins_per_client"
+
+    def _forget_old(self, now: float) -> None:
+        keep_s = max(self.limits.login_window_s, self.limits.login_cooldown_s)
+        while self._keys:
+            key, (times, until) = next(iter(self._keys.items()))
+            if max(times[-1] if times else until, until) + keep_s > now:
+                break
+            del self._keys[key]
+
+    def refusal(self, client: str, username: str) -> tuple[str, float] | None:
+        """(message, seconds left) when logins for ``username`` or from ``client``
+        are locked now, else None."""
+        now = self.clock()
+        self._forget_old(now)
+        for key, whom in ((("client", client), "from your address"), (("user", username), "for this user name")):
+            entry = self._keys.get(key)
+            if entry is not None and entry[1] > now:
+                left = entry[1] - now
+                n, name = self._limit(key[0])
+                return (f"too many failed logins {whom} ({n} within {self.limits.login_window_s:g} s, {name}): "
+                        f"try again in {math.ceil(left)} s", left)
+        return None
+
+    def failed(self, client: str, username: str) -> None:
+        now = self.clock()
+        for key in (("client", client), ("user", username)):
+            times, until = self._keys.pop(key, (deque(), 0.0))
+            times.append(now)
+            while times and times[0] <= now - self.limits.login_window_s:
+                times.popleft()
+            n, _ = self._limit(key[0])
+            if len(times) >= n:
+                log.warning("%d failed logins %s %r within %g s: refusing its logins for %g s", len(times),
+                            "for user" if key[0] == "user" else "from", key[1], self.limits.login_window_s,
+                            self.limits.login_cooldown_s)
+                times, until = deque(), now + self.limits.login_cooldown_s
+            self._keys[key] = (times, until)  # (re)inserted last: the order stays by last change
+
+    def succeeded(self, username: str) -> None:
+        """The user knew the password: its name's failures are forgotten (the
+        address's are not, or one valid account would clear the way to guessing others)."""
+        self._keys.pop(("user", username), None)
+
+
+class LoginThrottle:
+    """ASGI middleware: gradio's ``POST /login`` (the page's form, ``gradio_client``'s
+    ``auth``) with a limit on failed attempts (``FailedLogins``, numbers from
+    ``qa.config.LimitsConfig``). gradio answers each wrong password at once with a
+    400 and no limit, so a client could try passwords without end. A locked client
+    or name gets a 429 with a message and ``Retry-After``, before its password is
+    checked. Client addresses are the connection's (behind a proxy: the proxy's,
+    unless the server is told to trust its forwarded headers)."""
+
+    def __init__(self, app: Any, limits: LimitsConfig | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.failures = FailedLogins(limits or LimitsConfig(), clock)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if (scope["type"] != "http" or scope.get("method") != "POST"
+                or not scope["path"].rstrip("/").endswith("/login")):
+            await self.app(scope, receive, send)
+            return
+        from starlette.requests import Request
+
+        kept: list[dict] = []  # the form, small (RequestSizeLimit caps it), read here and replayed to gradio
+        while True:
+            message = await receive()
+            kept.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        try:
+            form = await Request(scope, _replayer(kept, receive)).form()
+            username = str(form.get("username") or "").strip()  # as gradio reads it
+            await form.close()
+        except Exception:  # noqa: BLE001 - not a form: gradio says what is wrong with it
+            username = ""
+        client = (scope.get("client") or ("?",))[0]
+        refusal = self.failures.refusal(client, username)
+        if refusal is not None:
+            from fastapi.responses import JSONResponse
+
+            text, left = refusal
+            log.info("login refused for %r from %s: %s", username, client, text)
+            response = JSONResponse({"detail": text}, status_code=429,
+                                    headers={"Retry-After": str(math.ceil(left))})
+            await response(scope, _replayer(kept, receive), send)
+            return
+
+        async def watch(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                if message["status"] == 400:  # gradio's "Incorrect credentials."
+                    self.failures.failed(client, username)
+                elif message["status"] == 200:
+                    self.failures.succeeded(username)
+            await send(message)
+
+        await self.app(scope, _replayer(kept, receive), watch)
+
+
+def _replayer(messages: list[dict], receive: Callable) -> Callable:
+    """An ASGI ``receive`` that hands out ``messages`` (a body already read) again, then
+    what ``receive`` brings (the disconnect)."""
+    pending = list(messages)
+
+    async def replay() -> dict:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+def login_message(limits: LimitsConfig) -> str:
+    """What the login page says before anyone tries (gradio's page shows nothing
+    for a 429: it only knows "incorrect credentials")."""
+    return (f"After {limits.max_failed_logins_per_user} failed logins for a user name (or "
+            f"{limits.max_failed_logins_per_client} from one address) within {limits.login_window_s / 60:g} "
+            f"minutes, logins there pause for {limits.login_cooldown_s / 60:g} minutes.")
+
+
 def ask_within(asker: Any, budget_s: float, question: Any, **kwargs: Any):
     """``asker.ask`` that gives up after ``budget_s`` seconds with a
     ``RequestTimeoutError`` (the question is dropped if it has not started)."""
@@ -362,7 +501,7 @@ def without_temp_file_leak(files: gr.File) -> gr.File:
     return files
 
 
-__all__ = ["Credentials", "ROLES", "RequestSizeLimit", "ask_within", "check_launch", "exception_handlers", "harden",
+__all__ = ["Credentials", "FailedLogins", "LoginThrottle", "ROLES", "RequestSizeLimit", "ask_within", "check_launch", "exception_handlers", "harden",
            "is_loopback",
-           "load_credentials", "parse_credentials", "require_editor", "web_errors", "without_server_paths",
+           "load_credentials", "login_message", "parse_credentials", "require_editor", "web_errors", "without_server_paths",
            "without_temp_file_leak"]

@@ -530,3 +530,76 @@ def test_serving_defines_no_gradio_component_class():
 
     assert not [v for v in vars(qa.serving).values() if isinstance(v, type) and issubclass(v, gr.components.Component)]
     assert not list((__import__("pathlib").Path(qa.serving.__file__).parent).glob("*.pyi"))
+
+
+# --- failed logins ----------------------------------------------------------------------------
+
+def login(url: str, username: str, password: str, multipart: bool = False):
+    """POST /login as gradio_client does (a urlencoded form) or as the page does (multipart FormData)."""
+    import httpx
+
+    if multipart:
+        return httpx.post(url + "login", files={"username": (None, username), "password": (None, password)},
+                          timeout=30)
+    return httpx.post(url + "login", data={"username": username, "password": password}, timeout=30)
+
+
+def test_failed_logins_are_limited_per_client_with_a_cooldown(served_with_users):
+    """A client could try passwords at /login without end (each try an instant 400). Now
+    after limits.max_failed_logins_per_user failures for one name, or ..._per_client from
+    one address, within limits.login_window_s, logins are answered 429 with a message and
+    Retry-After for limits.login_cooldown_s, the right password included."""
+    from qa.config import LimitsConfig
+
+    lim = LimitsConfig()
+    qa, url = served_with_users
+    for n in range(lim.max_failed_logins_per_user):
+        assert login(url, "reader1", "guess", multipart=n % 2 == 0).status_code == 400
+    r = login(url, "reader1", "rpw")
+    assert r.status_code == 429, r.text
+    assert "too many failed logins" in r.json()["detail"] and "limits.max_failed_logins_per_user" in r.json()["detail"]
+    assert 0 < int(r.headers["retry-after"]) <= lim.login_cooldown_s
+    assert login(url, "editor1", "epw").status_code == 200  # another name from here: not yet the client's limit
+    for n in range(lim.max_failed_logins_per_client - lim.max_failed_logins_per_user):
+        assert login(url, f"nobody{n}", "guess").status_code == 400
+    r = login(url, "editor1", "epw")
+    assert r.status_code == 429 and "limits.max_failed_logins_per_client" in r.json()["detail"], r.text
+    # the page says so before anyone tries
+    import httpx
+
+    shown = httpx.get(url + "config", timeout=30).json()["detail"]["auth_message"]  # (before login: a 401)
+    assert f"{lim.max_failed_logins_per_user} failed logins" in shown
+
+
+def test_failed_logins_lock_a_name_from_every_address_until_the_cooldown_ends():
+    from qa.config import LimitsConfig
+    from qa.serving import FailedLogins
+
+    now = [1000.0]
+    lim = LimitsConfig(max_failed_logins_per_user=3, max_failed_logins_per_client=10, login_window_s=60,
+                       login_cooldown_s=30)
+    f = FailedLogins(lim, clock=lambda: now[0])
+    for n in range(3):
+        assert f.refusal(f"10.0.0.{n}", "ann") is None
+        f.failed(f"10.0.0.{n}", "ann")  # one try each from three addresses
+    text, left = f.refusal("10.0.0.99", "ann")
+    assert "for this user name" in text and "limits.max_failed_logins_per_user" in text and left == 30
+    assert f.refusal("10.0.0.99", "bob") is None
+    now[0] += 31
+    assert f.refusal("10.0.0.99", "ann") is None
+    # failures older than the window do not count; a success forgets the name's
+    f.failed("10.0.0.1", "ann")
+    now[0] += 61
+    f.failed("10.0.0.1", "ann")
+    f.failed("10.0.0.1", "ann")
+    assert f.refusal("10.0.0.1", "ann") is None
+    f.succeeded("ann")
+    f.failed("10.0.0.1", "ann")
+    f.failed("10.0.0.1", "ann")
+    assert f.refusal("10.0.0.1", "ann") is None
+    # nothing is kept once it no longer matters (a stream of new names costs no memory for long)
+    for n in range(100):
+        f.failed("10.0.0.2", f"user{n}")
+    now[0] += 10_000
+    f.refusal("10.0.0.3", "x")
+    assert len(f._keys) == 0

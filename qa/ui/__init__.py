@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from qa.batching import MicroBatcher
 from qa.formatting import CSS
 from qa.config import LimitsConfig
-from qa.serving import RequestSizeLimit, exception_handlers, harden
+from qa.serving import LoginThrottle, RequestSizeLimit, exception_handlers, harden, login_message
 from qa.ui.chat import build_chat, clamp01, current_threshold
 from qa.ui.documents import build_documents_tab, build_upload_panel, load_tables, wire_documents
 from qa.ui.tune import build_tune_tab
@@ -84,11 +84,14 @@ def build_app(qa_instance, concurrency_limit: int = 32, credentials=None) -> gr.
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_bytes: int | None = None,
-           max_request_bytes: int = LimitsConfig().max_request_bytes, **kwargs):
+           max_request_bytes: int | None = None, limits: LimitsConfig | None = None, **kwargs):
     """Serve ``demo`` with the app's styles and upload limit (extra kwargs go to ``launch``);
     requests for endpoints that do not exist get a 404/422 with a message
     (``qa.serving.exception_handlers``), not an HTTP 500, and a request body over
-    ``max_request_bytes`` (uploads aside) a 413 before it is read (``qa.serving.RequestSizeLimit``).
+    ``max_request_bytes`` (uploads aside; default ``limits.max_request_bytes``) a 413 before it
+    is read (``qa.serving.RequestSizeLimit``), and failed logins are limited per user name and
+    client (``qa.serving.LoginThrottle``, ``limits``: the app's ``LimitsConfig``), which the
+    login page states.
 
     It is served on ``host`` only: no public share link (gradio opens one when
     ``GRADIO_SHARE=true`` is set or it thinks it runs in a hosted notebook, which
@@ -101,7 +104,12 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_
         font=[gr.themes.LocalFont("IBM Plex Sans", weights=(400, 600)), "ui-sans-serif", "system-ui", "sans-serif"]))
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     app_kwargs.setdefault("exception_handlers", exception_handlers())
-    app_kwargs.setdefault("middleware", [Middleware(RequestSizeLimit, max_bytes=max_request_bytes)])
+    limits = limits or LimitsConfig()
+    if kwargs.get("auth") is not None:
+        kwargs.setdefault("auth_message", login_message(limits))
+    app_kwargs.setdefault("middleware", [  # the first is the outermost: the size limit before the form is read
+        Middleware(RequestSizeLimit, max_bytes=max_request_bytes or limits.max_request_bytes),
+        Middleware(LoginThrottle, limits=limits)])
     kwargs["app_kwargs"] = app_kwargs
     return demo.launch(server_name=host, server_port=port, css=APP_CSS,
                        max_file_size=max_file_bytes, footer_links=["api"], **kwargs)
