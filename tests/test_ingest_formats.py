@@ -449,6 +449,25 @@ def test_docx_keeps_text_in_revisions_fields_controls_boxes_and_nested_tables(tm
     check_locators(doc)
 
 
+def test_docx_page_and_column_breaks_inside_a_paragraph_do_not_glue_words(tmp_path):
+    """A page or column break inside a paragraph (Ctrl+Enter in Word) gave
+    nothing, so the words either side were glued: "one.Chapter", "oneChapter"
+    (no sentence end, no word boundary for search)."""
+    import docx
+    from docx.enum.text import WD_BREAK
+
+    d = docx.Document()
+    p = d.add_paragraph("The end of chapter one.")
+    p.add_run().add_break(WD_BREAK.PAGE)
+    p.add_run("Chapter two begins")
+    p.add_run().add_break(WD_BREAK.COLUMN)
+    p.add_run("in the harbour.")
+    buf = io.BytesIO()
+    d.save(buf)
+    doc = document_from_bytes(buf.getvalue(), tmp_path / "book.docx")
+    assert doc.text == "The end of chapter one.\nChapter two begins\nin the harbour."
+
+
 def make_docx_with_notes() -> bytes:
     """A Word file with footnotes and endnotes (python-docx cannot write them:
     the parts are added by hand, as Word lays them out), a footnote whose

@@ -103,9 +103,9 @@ def _paragraph_text(p) -> tuple[str, list]:
                 parts.append(child.text or "")
             elif tag in (_W + "tab", _W + "ptab"):
                 parts.append("\t")
-            elif tag == _W + "br":
-                parts.append("\n" if child.get(_W + "type") in (None, "textWrapping") else "")
-            elif tag == _W + "cr":
+            elif tag in (_W + "br", _W + "cr"):
+                # A line, page or column break: a page break inside a paragraph
+                # (Ctrl+Enter) glued the words either side ("one.Chapter").
                 parts.append("\n")
             elif tag == _W + "noBreakHyphen":
                 parts.append("-")
