@@ -552,6 +552,29 @@ def test_corrupt_and_truncated_docx(tmp_path):
         load_file(tmp_path / "broken.docx")
 
 
+def test_docx_that_unpacks_to_too_much_xml_is_refused_before_parsing(tmp_path, monkeypatch):
+    """A .docx is a ZIP: a 185 KB file whose document.xml unpacks to 51 MB
+    took 690 MB of memory and 10 s to read, so a file under the 10 MB upload
+    limit could unpack to gigabytes and take the server down. The unpacked
+    size (the ZIP's own record, which zipfile enforces) is checked first."""
+    import qa.ingest.docx as docx_loader
+
+    d = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(make_docx())) as src, zipfile.ZipFile(d, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                data = data.replace(b"<w:body>", b"<w:body>" + b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 40_000)
+            z.writestr(info.filename, data)
+    raw = d.getvalue()
+    monkeypatch.setattr(docx_loader, "MAX_UNPACKED_XML_BYTES", 1_000_000, raising=False)
+    with pytest.raises(FileTooLargeError, match=r"big\.docx: unpacks to 2,[\d,]+ bytes of XML, over the "
+                                                r"1,000,000-byte limit"):
+        document_from_bytes(raw, tmp_path / "big.docx")
+    monkeypatch.setattr(docx_loader, "MAX_UNPACKED_XML_BYTES", 3_000_000)
+    assert document_from_bytes(raw, tmp_path / "big.docx").text.count("a") >= 40_000
+
+
 def test_zip_that_is_not_word(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

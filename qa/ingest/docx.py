@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Iterator
 
 from qa.ingest.base import Extracted, Loader, TextBuilder, drop_invisible
-from qa.errors import CorruptDocumentError, FormatMismatchError
+from qa.errors import CorruptDocumentError, FileTooLargeError, FormatMismatchError
+
+#: The most XML a .docx may unpack to. python-docx parses its parts whole
+#: with lxml: 51 MB of document.xml (from a 185 KB file) took 690 MB of memory
+#: and 10 s, so a file under the 10 MB upload limit could unpack to gigabytes
+#: and take the server down. A 1,000-page text document holds ~20-50 MB.
+MAX_UNPACKED_XML_BYTES = 256 * 1024 * 1024
+#: The most all parts together may unpack to (pictures are held in memory as bytes).
+MAX_UNPACKED_BYTES = 2 * 1024 * 1024 * 1024
 
 _HEADING_STYLE = re.compile(r"^(heading\s*\d|title)$", re.I)
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -185,7 +193,8 @@ class DocxLoader(Loader):
 
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as z:
-                names = set(z.namelist())
+                infos = z.infolist()
+                names = {i.filename for i in infos}
         except (zipfile.BadZipFile, EOFError, ValueError) as e:
             raise CorruptDocumentError(
                 f"{path}: not a readable .docx ({e}); the file may be corrupt or truncated") from e
@@ -193,6 +202,15 @@ class DocxLoader(Loader):
             kind = ("an Excel workbook" if "xl/workbook.xml" in names else
                     "a PowerPoint deck" if "ppt/presentation.xml" in names else "a ZIP archive, not a Word document")
             raise FormatMismatchError(f"{path}: the extension says .docx but the file is {kind}")
+        # The sizes the ZIP records: zipfile never unpacks more than that (a
+        # part that claims less fails its CRC check), so this bounds the work.
+        xml = sum(i.file_size for i in infos if i.filename.lower().endswith((".xml", ".rels")))
+        total = sum(i.file_size for i in infos)
+        for size, limit, what in ((xml, MAX_UNPACKED_XML_BYTES, " of XML"), (total, MAX_UNPACKED_BYTES, "")):
+            if size > limit:
+                raise FileTooLargeError(
+                    f"{path}: unpacks to {size:,} bytes{what}, over the {limit:,}-byte limit; a document's "
+                    "text is far smaller, so the file is probably malformed (a 'ZIP bomb')")
         try:
             d = docx.Document(io.BytesIO(raw))
         except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as e:
