@@ -69,6 +69,21 @@ def test_bm25_tokenizer_stems():
     assert "the" not in toks and any(t.startswith("harbour") for t in toks)
 
 
+def test_bm25_invisible_characters_do_not_split_words():
+    """A .txt keeps its zero-width spaces, soft hyphens and joiners (its offsets are
+    the file's), so search must read past them: 'Donau\u200bdampf' is the word the
+    user types as 'Donaudampf', in the text and in a pasted question alike."""
+    from qa.config import BM25Config
+    from qa.store.backends.bm25 import Bm25Index, tokenize
+
+    config = BM25Config(stemmer=None, stopwords=None)
+    hidden = "Donau\u200bdampf Schiff\u00adfahrt Ge\u2060sell\u200dschaft\ufeff"
+    assert tokenize([hidden], config) == tokenize(["Donaudampf Schifffahrt Gesellschaft"], config)
+    index = Bm25Index.build(np.array([10, 11]), ["Die Donau\u200bdampf fuhr.", "Ein Zug fuhr."])
+    _, rows = index.search(["Donaudampf", "Donau\u200bdampf"], 1)
+    assert rows[0].tolist() == [10] and rows[1].tolist() == [10]
+
+
 def test_dense_search(tiny_store):
     qv = FakeEmbedder().run(["turbine electricity mill", "helicopter supplies ridge"])
     a, b = dense_search(tiny_store, qv, 3)

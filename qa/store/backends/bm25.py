@@ -3,6 +3,9 @@ every update, which costs about 0.2 s per 4,000 chunks)."""
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+from functools import cache
 from pathlib import Path
 from typing import Sequence
 
@@ -24,10 +27,24 @@ def _stemmer(config: BM25Config):
     return Stemmer.Stemmer(config.stemmer) if config.stemmer else None
 
 
+@cache
+def _invisible() -> dict[int, None]:
+    """Every format character (Unicode category Cf: zero-width spaces and joiners,
+    soft hyphens, word joiners, byte order marks, direction marks), mapped to nothing.
+
+    A .txt or .md keeps them in its stored text (its offsets are the file's), and
+    bm25s's tokenizer cuts words at them: 'Donau\u200bdampf' became 'donau' + 'dampf',
+    which the question 'Donaudampf' never matches. Dropped for search only; the
+    stored text and every offset stay as they are.
+    """
+    return {c: None for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"}
+
+
 def tokenize(texts: Sequence[str], config: BM25Config) -> list[list[str]]:
     import bm25s
 
-    return bm25s.tokenize(list(texts), stopwords=config.stopwords, stemmer=_stemmer(config),
+    invisible = _invisible()
+    return bm25s.tokenize([t.translate(invisible) for t in texts], stopwords=config.stopwords, stemmer=_stemmer(config),
                           return_ids=False, show_progress=False)
 
 
