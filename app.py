@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="questions taken at once, answered together in batches (default 32)")
     p.add_argument("--auth-file", default=None,
                    help="users allowed in, one user:password[:role] per line, role reader (asks; the default) "
-                        "or editor (may also add and remove documents and store a threshold); env QA_AUTH_FILE, "
+                        "or editor (may also upload, add and remove documents, run an evaluation and store a threshold); env QA_AUTH_FILE, "
                         "or QA_AUTH=\"user:pw:role,...\". Required to serve on anything but 127.0.0.1")
     p.add_argument("--insecure", action="store_true",
                    help="serve a non-loopback address without credentials (anyone who reaches it may read "

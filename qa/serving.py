@@ -6,8 +6,10 @@ decides whether a request is served lives here, so it is tested on its own:
 - **Who.** Serving on anything but a loopback address needs credentials
   (``--auth-file FILE``, ``QA_AUTH_FILE``, or ``QA_AUTH="user:password[:role],..."``)
   or an explicit ``--insecure``: ``check_launch`` refuses to start otherwise.
-  A user is a ``reader`` (asks questions) or an ``editor`` (may also add and
-  remove documents); ``require_editor`` guards every handler that writes.
+  A user is a ``reader`` (asks questions) or an ``editor`` (may also upload,
+  add and remove documents and run an evaluation); ``require_editor`` guards
+  every handler that writes or evaluates, ``EditorsOnlyUploads`` gradio's upload
+  route, and ``LoginThrottle`` limits failed logins.
 - **How much.** The caps of ``qa.config.LimitsConfig`` are enforced by ``ask``
   itself; ``ask_within`` adds the per-request time budget (a question that
   cannot be answered in time is dropped from the queue and the client told).
@@ -457,6 +459,52 @@ def _replayer(messages: list[dict], receive: Callable) -> Callable:
     return replay
 
 
+def gradio_user(scope: dict) -> str | None:
+    """The user a request to gradio's app is logged in as, read as gradio's own
+    ``get_current_user`` reads it (its login cookie, looked up in ``app.tokens``)."""
+    from starlette.requests import HTTPConnection
+
+    app = scope.get("app")
+    tokens = getattr(app, "tokens", None)
+    cookie_id = getattr(app, "cookie_id", None)
+    if not tokens or cookie_id is None:
+        return None
+    cookies = HTTPConnection(scope).cookies
+    token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+    return tokens.get(token)
+
+
+class EditorsOnlyUploads:
+    """ASGI middleware: gradio's ``POST /gradio_api/upload`` for editors only
+    (``credentials``; logged-out requests go on to gradio's own 401). Every
+    logged-in user could upload any number of files (each up to the per-file limit)
+    into gradio's temporary folder, kept there an hour, though only editors can do
+    anything with an upload (add documents, run an evaluation). Refused with a 403
+    and a message before the body is read."""
+
+    def __init__(self, app: Any, credentials: Credentials) -> None:
+        self.app = app
+        self.credentials = credentials
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if (scope["type"] == "http" and scope.get("method") == "POST"
+                and scope["path"].rstrip("/").endswith("/upload")):
+            username = gradio_user(scope)
+            if username is not None and self.credentials.role(username) != "editor":
+                from fastapi.responses import JSONResponse
+
+                log.warning("refused an upload for %r (role %s)", username, self.credentials.role(username))
+                more = True
+                while more:  # drop the body a piece at a time, so the client reads the answer, not a reset
+                    message = await receive()
+                    more = message["type"] == "http.request" and message.get("more_body", False)
+                response = JSONResponse({"detail": "your account may ask questions but not upload files "
+                                                   "(ask for the editor role)"}, status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def login_message(limits: LimitsConfig) -> str:
     """What the login page says before anyone tries (gradio's page shows nothing
     for a 429: it only knows "incorrect credentials")."""
@@ -501,7 +549,7 @@ def without_temp_file_leak(files: gr.File) -> gr.File:
     return files
 
 
-__all__ = ["Credentials", "FailedLogins", "LoginThrottle", "ROLES", "RequestSizeLimit", "ask_within", "check_launch", "exception_handlers", "harden",
+__all__ = ["Credentials", "EditorsOnlyUploads", "FailedLogins", "LoginThrottle", "ROLES", "RequestSizeLimit", "ask_within", "check_launch", "exception_handlers", "harden",
            "is_loopback",
-           "load_credentials", "login_message", "parse_credentials", "require_editor", "web_errors", "without_server_paths",
+           "gradio_user", "load_credentials", "login_message", "parse_credentials", "require_editor", "web_errors", "without_server_paths",
            "without_temp_file_leak"]

@@ -124,7 +124,7 @@ def test_served_with_credentials_only_users_get_in_and_only_editors_write(served
     up.write_text("The Zorblat festival is held every spring in Quillby.\n", encoding="utf-8")
     reader = Client(url, verbose=False, auth=("reader1", "rpw"))
     assert reader.predict(Q, api_name="/answer")["citations"]
-    with pytest.raises(Exception, match="may ask questions but not add"):
+    with pytest.raises(Exception, match="403"):  # its upload is refused (test_only_editors_upload_files)
         reader.predict([handle_file(str(up))], api_name="/add_documents")
     assert "new.txt" not in qa.store.documents
     editor = Client(url, verbose=False, auth=("editor1", "epw"))
@@ -175,6 +175,22 @@ def _call_as(fn, username: str | None, *inputs):
     args, *_ = special_args(fn, list(inputs), request=gr.Request(username=username))
     assert any(isinstance(a, gr.Request) for a in args)  # the wrapped handler still asks for the request
     return fn(*args)
+
+
+def test_only_editors_add_documents_in_the_page(tmp_path):
+    """(A reader's upload is refused before it reaches /add_documents; the handler refuses
+    too, whatever files it is given.)"""
+    import gradio as gr
+
+    qa = fake_qa(tmp_path / "index")
+    up = tmp_path / "uploaded" / "new.txt"
+    up.parent.mkdir()
+    up.write_text("The Zorblat festival is held every spring in Quillby.\n", encoding="utf-8")
+    creds = parse_credentials("reader1:rpw:reader\neditor1:epw:editor", "test")
+    add = _page_handler(app.build_app(qa, credentials=creds), "add_files")
+    with pytest.raises(gr.Error, match="may ask questions but not add or remove documents"):
+        _call_as(add, "reader1", [str(up)])
+    assert _call_as(add, "editor1", [str(up)])[1].startswith("Indexed **new.txt**")
 
 
 def test_only_editors_remove_documents_in_the_page(tmp_path):
@@ -603,3 +619,69 @@ def test_failed_logins_lock_a_name_from_every_address_until_the_cooldown_ends():
     now[0] += 10_000
     f.refusal("10.0.0.3", "x")
     assert len(f._keys) == 0
+
+
+# --- what a reader can reach ------------------------------------------------------------------
+
+def test_a_reader_cannot_run_the_evaluation_in_the_page(tmp_path):
+    """The Check and tune tab's evaluation (up to 2,000 gold questions, no time limit) ran for
+    any logged-in user, through the page or its queue: readers may only ask."""
+    import gradio as gr
+
+    idx = tmp_path / "index"
+    qa = fake_qa(idx)
+    qa.add_paths([SEED_FILE])
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "q1", "question": Q, "answers": ["58th"]}) + "\n", encoding="utf-8")
+    asked = []
+    qa.ask_batch = lambda questions, **kw: asked.append(questions)  # nothing may be asked
+    creds = parse_credentials("reader1:rpw:reader\neditor1:epw:editor", "test")
+    run = _page_handler(app.build_app(qa, credentials=creds), "run")
+    for who in ("reader1", None):
+        with pytest.raises(gr.Error, match="may ask questions but not run an evaluation"):
+            _call_as(run, who, str(gold), "best F1", 0.9)
+    assert asked == []
+
+
+def _logged_in(url: str, username: str, password: str):
+    import httpx
+
+    client = httpx.Client(base_url=url, timeout=30)
+    assert client.post("login", data={"username": username, "password": password}).status_code == 200
+    return client
+
+
+def test_only_editors_upload_files(served_with_users, tmp_path):
+    """Any logged-in reader could POST files to /gradio_api/upload, which gradio keeps in its
+    temporary folder for an hour (up to the per-file limit each, any number of them), though a
+    reader can do nothing with an upload; now the upload is refused before it is read (403)."""
+    qa, url = served_with_users
+    before = {p for p in upload_folder().rglob("*") if p.is_file()} if upload_folder().is_dir() else set()
+    files = {"files": ("notes.txt", b"The Zorblat festival is held every spring.\n", "text/plain")}
+    reader = _logged_in(url, "reader1", "rpw")
+    r = reader.post("gradio_api/upload", files=files)
+    reader.close()
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert "may ask questions but not upload files" in r.json()["detail"]
+    after = {p for p in upload_folder().rglob("*") if p.is_file()} if upload_folder().is_dir() else set()
+    assert {p.name for p in after - before} == set()
+    editor = _logged_in(url, "editor1", "epw")
+    r = editor.post("gradio_api/upload", files=files)
+    editor.close()
+    assert r.status_code == 200 and r.json()[0].endswith("notes.txt"), r.text
+    from qa.uploads import delete_uploads
+
+    delete_uploads(r.json(), upload_folder())
+
+
+def test_a_readers_page_offers_no_uploads(tmp_path):
+    from qa.ui import READER_NOTE
+
+    qa = fake_qa(tmp_path / "index")
+    qa.add_paths([SEED_FILE])
+    creds = parse_credentials("reader1:rpw:reader\neditor1:epw:editor", "test")
+    on_load = _page_handler(app.build_app(qa, credentials=creds), "on_load")
+    out = _call_as(on_load, "reader1")
+    assert out[3] == READER_NOTE and all(u == {"__type__": "update", "interactive": False} for u in out[5:])
+    out = _call_as(on_load, "editor1")
+    assert out[3] == "" and all(not isinstance(u, dict) or "interactive" not in u for u in out[5:])

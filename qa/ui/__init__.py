@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from qa.batching import MicroBatcher
 from qa.formatting import CSS
 from qa.config import LimitsConfig
-from qa.serving import LoginThrottle, RequestSizeLimit, exception_handlers, harden, login_message
+from qa.serving import EditorsOnlyUploads, LoginThrottle, RequestSizeLimit, exception_handlers, harden, login_message
 from qa.ui.chat import build_chat, clamp01, current_threshold
 from qa.ui.documents import build_documents_tab, build_upload_panel, load_tables, wire_documents
 from qa.ui.tune import build_tune_tab
@@ -33,6 +33,9 @@ HEADER = """
 Follow-up questions (“Whom did he accuse?”) use the conversation so far.</p>
 </div>
 """
+
+#: What a reader's page says where editors add documents.
+READER_NOTE = "Your account may ask questions; adding documents and running evaluations need the editor role."
 
 APP_CSS = CSS + """
 .qa-header h1 { margin: 0 0 4px 0; font-size: 1.6em; }
@@ -69,17 +72,24 @@ def build_app(qa_instance, concurrency_limit: int = 32, credentials=None) -> gr.
                 table, pick = build_documents_tab(qa_instance)
                 wire_documents(qa_instance, uploads, add_btn, status, side_docs, table, pick, credentials)
             with gr.Tab("Check and tune", id="tune", elem_id="qa-tab-tune"):
-                build_tune_tab(qa_instance, chat.min_score, credentials)
+                gold_file, run_btn = build_tune_tab(qa_instance, chat.min_score, credentials)
 
-        def on_load():
+        def on_load(request: gr.Request | None = None):
             side, full, choices, message = load_tables(qa_instance)
             # The calibrated threshold is known once the reader is loaded (main warms it up).
             threshold = clamp01(current_threshold(qa_instance)) if qa_instance.reader.loaded else gr.skip()
-            return side, full, choices, message, threshold
+            # A reader's page offers no uploads (the server refuses them: qa.serving.EditorsOnlyUploads).
+            reader = credentials is not None and credentials.role(getattr(request, "username", None)) != "editor"
+            off = gr.update(interactive=False) if reader else gr.skip()
+            if reader and not message:
+                message = READER_NOTE
+            return side, full, choices, message, threshold, off, off, off, off
 
-        demo.load(on_load, None, [side_docs, table, pick, status, chat.min_score], api_visibility="private")
+        demo.load(on_load, None, [side_docs, table, pick, status, chat.min_score, uploads, add_btn, gold_file, run_btn],
+                  api_visibility="private")
     demo.queue(max_size=64, default_concurrency_limit=concurrency_limit)
     demo.batcher = asker  # its .batches: the sizes of the batches answered (benchmarks read them)
+    demo.credentials = credentials  # launch() lets only their editors upload
     return harden(demo)
 
 
@@ -91,7 +101,8 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_
     ``max_request_bytes`` (uploads aside; default ``limits.max_request_bytes``) a 413 before it
     is read (``qa.serving.RequestSizeLimit``), and failed logins are limited per user name and
     client (``qa.serving.LoginThrottle``, ``limits``: the app's ``LimitsConfig``), which the
-    login page states.
+    login page states. With ``build_app``'s credentials only editors may upload
+    (``qa.serving.EditorsOnlyUploads``).
 
     It is served on ``host`` only: no public share link (gradio opens one when
     ``GRADIO_SHARE=true`` is set or it thinks it runs in a hosted notebook, which
@@ -107,9 +118,13 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, max_file_
     limits = limits or LimitsConfig()
     if kwargs.get("auth") is not None:
         kwargs.setdefault("auth_message", login_message(limits))
-    app_kwargs.setdefault("middleware", [  # the first is the outermost: the size limit before the form is read
+    middleware = [  # the first is the outermost: the size limit before the login form is read
         Middleware(RequestSizeLimit, max_bytes=max_request_bytes or limits.max_request_bytes),
-        Middleware(LoginThrottle, limits=limits)])
+        Middleware(LoginThrottle, limits=limits)]
+    credentials = getattr(demo, "credentials", None)
+    if credentials is not None:
+        middleware.append(Middleware(EditorsOnlyUploads, credentials=credentials))
+    app_kwargs.setdefault("middleware", middleware)
     kwargs["app_kwargs"] = app_kwargs
     return demo.launch(server_name=host, server_port=port, css=APP_CSS,
                        max_file_size=max_file_bytes, footer_links=["api"], **kwargs)

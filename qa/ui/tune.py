@@ -152,9 +152,11 @@ def curve_plot(ev: Evaluation):
     return fig
 
 
-def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> None:
-    """The tab's components and events (inside an open ``gr.Tab``). ``credentials``
-    (``qa.serving.Credentials``): only editors may store a threshold (None: everyone may)."""
+def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> tuple[Any, Any]:
+    """The tab's components and events (inside an open ``gr.Tab``); returns the gold
+    file and the run button (the page turns them off for readers). ``credentials``
+    (``qa.serving.Credentials``): only editors may run an evaluation or store a
+    threshold (None: everyone may)."""
     gr.Markdown(
         "Measure the answers on **your own questions** and choose when the chat should say "
         "\"the documents don't say\". Upload a JSONL file, one question a line: "
@@ -186,7 +188,10 @@ def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> None:
                              elem_id="qa-tune-questions", max_height=360)
     state = gr.State(None)
 
-    def run(file, crit, tgt, progress=gr.Progress()):
+    def run(file, crit, tgt, request: gr.Request | None = None, progress=gr.Progress()):
+        # An evaluation asks up to MAX_GOLD questions with no time budget: editors only, like storing
+        # its threshold (the page's queue runs it for anyone who names its function otherwise).
+        require_editor(request, credentials, "run an evaluation")
         path = file if isinstance(file, str) else getattr(file, "name", None)
         if not path:
             return "Choose a gold JSONL file first.", gr.skip(), gr.skip(), gr.skip(), gr.update(interactive=False), None, ""
@@ -224,3 +229,4 @@ def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> None:
                   concurrency_id="tune", concurrency_limit=1, api_visibility="private")
     store_btn.click(store, state, [stored, min_score_slider], concurrency_id="index", concurrency_limit=1,
                     api_visibility="private")
+    return gold_file, run_btn
