@@ -20,10 +20,21 @@ import os
 import sys
 
 from qa.errors import QAError
-from qa.serving import check_launch, load_credentials
+from qa.serving import check_launch, check_port, load_credentials
 from qa.ui import APP_CSS, build_app, launch  # noqa: F401  (tests and scripts use app.build_app / app.launch)
 
 log = logging.getLogger("qa.app")
+
+
+def port_number(text: str) -> int:
+    """A TCP port for argparse: a bad one (or a bad QA_PORT) is a usage line, not a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, not {port}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Web chat over your documents.")
     p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"),
                    help="interface to listen on (default 127.0.0.1, env QA_HOST)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")),
+    p.add_argument("--port", type=port_number, default=os.environ.get("QA_PORT", "7860"),  # (type applies to it)
                    help="port (default 7860, env QA_PORT)")
     p.add_argument("--index", help=index_help().replace("%", "%%"))
     p.add_argument("--concurrency", type=int, default=32,
@@ -54,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # before any model loads: an unsafe launch is refused at once
         credentials = load_credentials(args.auth_file)
         check_launch(args.host, credentials, args.insecure)
+        check_port(args.host, args.port)
     except QAError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

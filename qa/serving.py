@@ -145,6 +145,31 @@ def check_launch(host: str, credentials: Credentials | None, insecure: bool = Fa
             "everyone anyway")
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, before any model loads, an address the server could not listen on: a
+    port in use (gradio said so only after the index and models had loaded, in a
+    traceback telling to pass ``server_port`` to ``launch()``), or a host that is not
+    this machine's. Bound the way uvicorn binds (``SO_REUSEADDR``), then let go."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ServingConfigError(f"cannot serve on {host}: {getattr(e, 'strerror', None) or e}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ServingConfigError(f"port {port} on {host} is in use (another server, or this app "
+                                         "already running): choose another with --port (or QA_PORT)") from None
+            raise ServingConfigError(f"cannot serve on {host} port {port}: {e.strerror or e}") from None
+
+
 def require_editor(request: gr.Request | None, credentials: Credentials | None,
                    what: str = "add or remove documents") -> None:
     """A ``gr.Error`` unless the request may change the index (no credentials:

@@ -685,3 +685,31 @@ def test_a_readers_page_offers_no_uploads(tmp_path):
     assert out[3] == READER_NOTE and all(u == {"__type__": "update", "interactive": False} for u in out[5:])
     out = _call_as(on_load, "editor1")
     assert out[3] == "" and all(not isinstance(u, dict) or "interactive" not in u for u in out[5:])
+
+
+def test_a_port_in_use_or_out_of_range_is_one_line_before_any_model_loads(monkeypatch, capsys):
+    """`python app.py --port P` with P taken loaded the index and both models, then died in
+    gradio's launch with a traceback ending "OSError: Cannot find empty port in range: P-P. You can
+    ... set GRADIO_SERVER_PORT ... or pass `server_port` to `launch()`"; --port 70000 with
+    "OverflowError: bind(): port must be 0-65535", and QA_PORT=abc a ValueError before the usage."""
+    import socket
+
+    monkeypatch.delenv("QA_AUTH", raising=False)
+    monkeypatch.delenv("QA_AUTH_FILE", raising=False)
+    loaded = []
+    monkeypatch.setattr("qa.default_qa", lambda: loaded.append(1))  # would load the models
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert app.main(["--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: port {port} on 127.0.0.1 is in use") and "--port" in err and err.count("\n") == 1
+    for argv, env in ((["--port", "70000"], None), (["--port", "http"], None), ([], "abc")):
+        if env:
+            monkeypatch.setenv("QA_PORT", env)
+        with pytest.raises(SystemExit) as e:
+            app.main(argv)
+        assert e.value.code == 2
+        assert "argument --port" in capsys.readouterr().err
+    assert loaded == []
