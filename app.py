@@ -38,7 +38,7 @@ def port_number(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qa.cli import index_help
+    from qa.cli import index_help, positive_int
 
     p = argparse.ArgumentParser(description="Web chat over your documents.")
     p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"),
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=port_number, default=os.environ.get("QA_PORT", "7860"),  # (type applies to it)
                    help="port (default 7860, env QA_PORT)")
     p.add_argument("--index", help=index_help().replace("%", "%%"))
-    p.add_argument("--concurrency", type=int, default=32,
+    p.add_argument("--concurrency", type=positive_int, default=32,
                    help="questions taken at once, answered together in batches (default 32)")
     p.add_argument("--auth-file", default=None,
                    help="users allowed in, one user:password[:role] per line, role reader (asks; the default) "

@@ -303,7 +303,7 @@ def _number(cast, kind: str, ok, bounds: str):
     return parse
 
 
-_positive_int = _number(int, "a whole number", lambda n: n >= 1, "at least 1")
+positive_int = _number(int, "a whole number", lambda n: n >= 1, "at least 1")
 _probability = _number(float, "a number", lambda x: 0.0 <= x <= 1.0, "a probability between 0 and 1")
 
 
@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = with_index(sub.add_parser("ask", help="answer a question with its citation"))
     s.add_argument("question")
     s.add_argument("--json", action="store_true", help="print the Answer as JSON")
-    s.add_argument("--top-k", type=_positive_int, help=TOP_K_HELP)
+    s.add_argument("--top-k", type=positive_int, help=TOP_K_HELP)
     s.add_argument("--min-score", type=_probability, help="confidence (0-1) below which to answer nothing")
     s.set_defaults(func=cmd_ask)
 
@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     crit.add_argument("--precision", type=_probability, help="lowest threshold whose answers are at least this precise (0-1)")
     crit.add_argument("--max-withheld", type=_probability,
                       help="highest threshold that hides at most this share (0-1) of the right answers")
-    s.add_argument("--top-k", type=_positive_int, help=TOP_K_HELP)
+    s.add_argument("--top-k", type=positive_int, help=TOP_K_HELP)
     s.add_argument("--dry-run", action="store_true", help="print the figures, store nothing")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=cmd_calibrate)
@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--locators", action="store_true", help="print its character ranges with their pages/sections")
     s.add_argument("--png", metavar="FILE",
                    help="PDF only: write a page as a PNG image instead of printing the text (- for stdout)")
-    s.add_argument("--page", type=_positive_int, help="with --png: the page (1-based; default: the highlight's)")
+    s.add_argument("--page", type=positive_int, help="with --png: the page (1-based; default: the highlight's)")
     s.add_argument("--highlight", metavar="START:END",
                    help="with --png: highlight this range of the stored text (offsets as in `qa ask --json`)")
     s.set_defaults(func=cmd_show)

@@ -713,3 +713,15 @@ def test_a_port_in_use_or_out_of_range_is_one_line_before_any_model_loads(monkey
         assert e.value.code == 2
         assert "argument --port" in capsys.readouterr().err
     assert loaded == []
+
+
+def test_a_concurrency_below_one_is_a_usage_error(monkeypatch, capsys):
+    """`python app.py --concurrency 0` (or -1) started a server that never answered a question:
+    every /answer and chat turn waited in gradio's queue for a worker that could not exist."""
+    loaded = []
+    monkeypatch.setattr("qa.default_qa", lambda: loaded.append(1))
+    for value in ("0", "-1", "many"):
+        with pytest.raises(SystemExit) as e:
+            app.main(["--concurrency", value])
+        assert e.value.code == 2 and "argument --concurrency" in capsys.readouterr().err
+    assert loaded == []
