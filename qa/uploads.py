@@ -18,9 +18,10 @@ from typing import Any, Iterable
 from qa.config import LimitsConfig
 from qa.errors import QAError, UploadRefused
 
-#: Files in one upload request (each file is read and validated before indexing).
+#: Files in one upload request by default (an instance's ``limits`` decide; each file is read and validated before indexing).
 MAX_FILES_PER_UPLOAD = LimitsConfig().max_files_per_upload
-#: Bytes of all files of one upload together (each file also has ``Settings.max_file_bytes``).
+#: Bytes of all files of one upload together by default (an instance's ``limits`` decide; each file also has
+#: ``Settings.max_file_bytes``).
 MAX_UPLOAD_BYTES = LimitsConfig().max_upload_bytes
 
 
@@ -79,13 +80,16 @@ def check_limits(paths: list[Path], max_files: int, max_total_bytes: int) -> Non
                             "upload the files in smaller groups (nothing was indexed)")
 
 
-def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_FILES_PER_UPLOAD,
-                  max_total_bytes: int = MAX_UPLOAD_BYTES, progress: bool = False,
+def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int | None = None,
+                  max_total_bytes: int | None = None, progress: bool = False,
                   delete_under: str | Path | None = None) -> UploadReport:
     """Index uploaded files into ``qa`` (a ``qa.QA``) as one update.
 
-    Raises ``UploadRefused`` when the upload is over a limit (nothing indexed);
-    any other problem is per file, in the report. ``delete_under``: the upload
+    Raises ``UploadRefused`` when the upload is over a limit (nothing indexed):
+    ``max_files`` and ``max_total_bytes``, by default the instance's own
+    ``limits.max_files_per_upload`` and ``limits.max_upload_bytes`` (like every
+    other limit, not the defaults: a limit set in its ``Settings`` was ignored).
+    Any other problem is per file, in the report. ``delete_under``: the upload
     folder of the web framework; the files (and their emptied folders) under it
     are deleted afterwards, whatever happened.
     """
@@ -93,6 +97,9 @@ def index_uploads(qa: Any, paths: Iterable[str | Path], *, max_files: int = MAX_
 
     paths = [Path(p) for p in paths]
     report = UploadReport()
+    limits = getattr(getattr(qa, "settings", None), "limits", None) or LimitsConfig()
+    max_files = limits.max_files_per_upload if max_files is None else max_files
+    max_total_bytes = limits.max_upload_bytes if max_total_bytes is None else max_total_bytes
     try:
         check_limits(paths, max_files, max_total_bytes)
         max_bytes = qa.settings.max_file_bytes

@@ -18,7 +18,7 @@ from qa.errors import PageRenderError
 from qa.pages import prune_originals, render_document_page
 from qa.types import Document
 from qa.serving import require_editor, web_errors, without_server_paths, without_temp_file_leak
-from qa.uploads import MAX_FILES_PER_UPLOAD, MAX_UPLOAD_BYTES, index_uploads, upload_folder
+from qa.uploads import index_uploads, upload_folder
 
 log = logging.getLogger("qa.app")
 
@@ -81,8 +81,9 @@ def build_upload_panel(qa_instance) -> tuple[Any, Any, Any, Any]:
     settings = qa_instance.settings
     with gr.Accordion("Add documents", open=True):
         uploads = without_temp_file_leak(gr.File(
-            label=(f"Upload {', '.join(SUPPORTED_SUFFIXES)} (up to {MAX_FILES_PER_UPLOAD} files, "
-                   f"{settings.max_file_bytes // 1024**2} MB each, {MAX_UPLOAD_BYTES // 1024**2} MB in all)"),
+            label=(f"Upload {', '.join(SUPPORTED_SUFFIXES)} (up to {settings.limits.max_files_per_upload} files, "
+                   f"{settings.max_file_bytes // 1024**2} MB each, {settings.limits.max_upload_bytes // 1024**2} MB "
+                   "in all)"),
             file_count="multiple", file_types=list(SUPPORTED_SUFFIXES), height=120, elem_id="qa-upload"))
         add_btn = gr.Button("Add to index", variant="secondary", elem_id="qa-add")
         status = gr.Markdown(elem_id="qa-status")
