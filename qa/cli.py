@@ -225,12 +225,39 @@ def _show_png(qa: Any, doc: Any, args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     qa = _qa(args)
     try:
+        coming_back = _followed_files(qa, args)
         store = qa.remove_documents(args.doc_ids)
     except KeyError as e:
         _error(str(e.args[0]) if e.args else str(e))
         return EXIT_ERROR
     print(f"{len(store.documents)} documents, {len(store)} chunks left")
+    for doc_id, (folder, path) in coming_back.items():
+        if doc_id not in store.documents:
+            print(f"note: {doc_id} comes back at the next `qa ask` or app start: the default index follows "
+                  f"{folder}, which still holds {path}; delete or move that file to remove it for good",
+                  file=sys.stderr)
     return 0
+
+
+def _followed_files(qa: Any, args: argparse.Namespace) -> dict[str, tuple[Path, Path]]:
+    """The documents to remove whose file is still in the folder the default index
+    follows (seeds/ or QA_CORPUS_DIR), by id. ``qa remove`` does not sync, but the
+    next ``qa ask`` and the app do, and add them back: removal alone was undone
+    without a word. Empty for any other index (it follows no folder)."""
+    from qa.config import Settings
+
+    s = Settings()
+    index_dir = Path(args.index) if args.index else s.index_dir
+    if s.corpus_dir is None or index_dir.resolve() != s.index_dir.resolve():
+        return {}
+    folder = s.corpus_dir.resolve()
+    wanted = set(args.doc_ids)
+    out = {}
+    for doc, _ in qa.documents():
+        source = doc.meta.get("source")
+        if doc.id in wanted and source and Path(source).is_file() and Path(source).is_relative_to(folder):
+            out[doc.id] = (s.corpus_dir, Path(source))
+    return out
 
 
 def quiet_model_loading(level: int = logging.WARNING) -> None:

@@ -549,3 +549,29 @@ def test_the_index_help_states_the_real_default_of_each_command(monkeypatch):
 
     app_help = next(a for a in app.build_parser()._actions if "--index" in a.option_strings).help
     assert "/srv/qa/myindex" in app_help and "seeds/" not in app_help
+
+
+def test_removing_a_followed_folders_file_from_the_default_index_says_it_comes_back(run, corpus, tmp_path,
+                                                                                     monkeypatch):
+    """`qa remove` on the default index, of a document whose file is still in the folder
+    that index follows (seeds/, QA_CORPUS_DIR), said "2 documents left" and nothing else;
+    the next `qa ask` (or the app) synced the folder and the document was back. It now
+    says so and how to remove it for good; a named index, which follows nothing, does not."""
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "default-index"))
+    monkeypatch.setenv("QA_CORPUS_DIR", str(corpus))
+    assert run("docs")[0] == 0  # the default index, built from the followed folder
+    rc, out, err = run("remove", "beta.md")
+    assert rc == 0 and out.startswith("2 documents"), out + err
+    assert "beta.md" in err and "comes back" in err and str(corpus / "beta.md") in err, err
+    rc, out, err = run("docs")
+    assert rc == 0 and "beta.md" in out  # what the note foretold
+    (corpus / "beta.md").unlink()
+    assert run("docs")[0] == 0
+    rc, out, err = run("remove", "gamma.txt", "--index", tmp_path / "default-index")
+    assert rc == 0 and "comes back" in err  # the same index named by its path
+
+    monkeypatch.delenv("QA_CORPUS_DIR")
+    other = tmp_path / "other"
+    assert run("index", corpus, "--index", other)[0] == 0
+    rc, out, err = run("remove", "alpha.txt", "--index", other)
+    assert rc == 0 and err == "", err
