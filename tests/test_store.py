@@ -220,6 +220,20 @@ def test_corrupt_index(saved, name):
     assert "\n" not in msg, "one line, fit for `error: ...`"
 
 
+@pytest.mark.parametrize("field, value", [
+    ("vector_index", "faiss-flat"), ("vector_index", None), ("vector_index", {"name": ["faiss-flat"]}),
+    ("files", None), ("files", {"chunks.npy": "1 abc"}), ("embedder", None), ("bm25", None),
+    ("n_chunks", "7"), ("next_chunk_id", "x"), ("next_chunk_id", -1), ("next_chunk_id", 0), ("engines", None), ("created", "today"),
+])
+def test_a_manifest_field_of_the_wrong_type_is_corrupt_not_an_internal_error(saved, field, value):
+    # A manifest edited by hand ("vector_index": "faiss-flat", "files": null) failed in the
+    # loader with an AttributeError, which the CLI calls an internal error ("please report
+    # it"); next_chunk_id "x" was even served, and the next update died on it.
+    _edit_manifest(snapshot(saved), **{field: value})
+    with pytest.raises(errors.IndexCorruptError, match=rf"corrupt.*{field}.*--rebuild"):
+        load(saved)
+
+
 def test_a_bug_while_loading_is_not_reported_as_a_corrupt_index(saved, monkeypatch):
     # Only unreadable or malformed files mean "corrupt; rebuild": a bug (or a backend
     # server that is down) must surface as itself, not send the user to rebuild.

@@ -82,6 +82,36 @@ class Manifest:
                 "bm25": self.bm25}
 
 
+def _check_manifest(m: Manifest) -> None:
+    """Each field of the manifest of the type the loader and the next update use: a
+    manifest edited by hand ("vector_index": "faiss-flat", "files": null) is refused
+    as corrupt, naming the field, not met later as an AttributeError (an "internal
+    error") or, for "next_chunk_id", served and then fatal to the next update."""
+    def bad(name: str, want: str) -> ValueError:
+        return ValueError(f"manifest.json: {name!r} is not {want}")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for name in ("embedder", "chunking", "bm25", "documents", "vector_index", "files"):
+        if not isinstance(getattr(m, name), dict):
+            raise bad(name, "an object")
+    if not isinstance(m.vector_index.get("name"), str):
+        raise bad("vector_index", "an object with a backend name")
+    if not isinstance(m.lexical_index, str):
+        raise bad("lexical_index", "a backend name")
+    for name in ("n_chunks", "next_chunk_id"):
+        if not is_int(getattr(m, name)) or getattr(m, name) < 0:
+            raise bad(name, "a whole number >= 0")
+    if not isinstance(m.created, (int, float)) or isinstance(m.created, bool):
+        raise bad("created", "a time")
+    if not isinstance(m.engines, list):
+        raise bad("engines", "a list")
+    for rel, entry in m.files.items():
+        if not (isinstance(entry, list) and len(entry) == 2 and is_int(entry[0]) and isinstance(entry[1], str)):
+            raise bad("files", f"a [size, sha256] for each file ({rel!r})")
+
+
 class IndexStore:
     """An immutable snapshot of the index in memory; updates make a new one
     (``qa.indexing.Indexer``), so readers of this one are never disturbed."""
@@ -217,6 +247,7 @@ class IndexStore:
                     f"reads format {INDEX_FORMAT_VERSION}; {rebuild}"
                 )
             manifest = Manifest(**m)
+            _check_manifest(manifest)
             # documents.jsonl is checked record by record below (one damaged record costs
             # only its document); every other file must be whole.
             _check_files(snap, {k: v for k, v in manifest.files.items() if k != DOCUMENTS_FILE}, index_dir, rebuild)
@@ -248,6 +279,9 @@ class IndexStore:
         if len(table) != manifest.n_chunks or len(vectors) != len(table) or len(lexical) != len(table):
             raise IndexCorruptError(f"the index in {index_dir} is inconsistent (chunk counts differ); {rebuild}")
         chunk_ids = table[:, 0].astype(np.int64)
+        if len(chunk_ids) and manifest.next_chunk_id <= int(chunk_ids.max()):
+            raise IndexCorruptError(f"the index in {index_dir} is corrupt: manifest.json: 'next_chunk_id' "
+                                    f"{manifest.next_chunk_id} is not past the stored chunk ids; {rebuild}")
         if not (np.array_equal(np.sort(chunk_ids), np.sort(vectors.ids()))
                 and np.array_equal(np.sort(chunk_ids), np.sort(lexical.ids()))):
             raise IndexCorruptError(f"the index in {index_dir} is inconsistent (chunk ids differ); {rebuild}")
