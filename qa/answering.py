@@ -43,14 +43,27 @@ class Passage:
     retrieval_score: float
 
 
+def _touch(store: IndexStore, a: Chunk, b: Chunk) -> bool:
+    """Chunks of one document that overlap, or sit side by side with nothing but
+    white space between them (a run-on sentence cut at ``max_words``, or no room
+    for the overlap sentence): read apart, an answer across the cut would come
+    out in halves."""
+    if a.doc_id != b.doc_id:
+        return False
+    if a.start <= b.end and b.start <= a.end:
+        return True
+    lo, hi = (a.end, b.start) if a.end < b.start else (b.end, a.start)
+    return not store.documents[a.doc_id].text[lo:hi].strip()
+
+
 def merge_hits(store: IndexStore, hits: list[Hit]) -> list[Passage]:
-    """Group hits by document and merge overlapping or adjacent chunks, keeping
-    the order of each group's best hit."""
+    """Group hits by document and merge overlapping or adjacent chunks (``_touch``),
+    keeping the order of each group's best hit."""
     groups: list[list[tuple[Chunk, float]]] = []
     for h in hits:
         c = store.chunks[h.row]
         for g in groups:
-            if any(o.doc_id == c.doc_id and o.start <= c.end and c.start <= o.end for o, _ in g):
+            if any(_touch(store, o, c) for o, _ in g):
                 g.append((c, h.score))
                 break
         else:
@@ -61,8 +74,7 @@ def merge_hits(store: IndexStore, hits: list[Hit]) -> list[Passage]:
         merged = False
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
-                if any(a.doc_id == b.doc_id and a.start <= b.end and b.start <= a.end
-                       for a, _ in groups[i] for b, _ in groups[j]):
+                if any(_touch(store, a, b) for a, _ in groups[i] for b, _ in groups[j]):
                     groups[i].extend(groups.pop(j))
                     merged = True
                     break

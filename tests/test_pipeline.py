@@ -143,9 +143,23 @@ def test_merge_hits_bridging_chunk_joins_two_groups(hand_store):
 
 
 def test_merge_hits_keeps_separate_documents_and_gaps(hand_store):
-    passages = merge_hits(hand_store, [Hit(0, 1.0), Hit(2, 0.5), Hit(3, 0.4)])
-    assert [(p.start, p.end) for p in passages] == [(0, 20), (21, 43), (55, 69)]
+    # a0 (0-20) and a2 (21-43) are one space apart: neighbours, merged (next test);
+    # a3 (55-69) is apart from both by words, b is another document.
+    passages = merge_hits(hand_store, [Hit(0, 1.0), Hit(3, 0.4), Hit(4, 0.3)])
+    assert [(p.doc_id, p.start, p.end) for p in passages] == [("a.txt", 0, 20), ("a.txt", 55, 69), ("b.txt", 0, 25)]
     assert merge_hits(hand_store, []) == []
+
+
+def test_merge_hits_joins_neighbouring_chunks_with_only_white_space_between(hand_store):
+    # Chunks that do not overlap (a run-on sentence cut at max_words, or no room
+    # for the overlap sentence) sit one space apart: retrieved together, they were
+    # read apart, so an answer across the cut came out in halves, cited twice.
+    c = hand_store.chunks
+    passages = merge_hits(hand_store, [Hit(2, 1.0), Hit(0, 0.5)])
+    assert len(passages) == 1
+    assert (passages[0].start, passages[0].end) == (0, 43)
+    assert passages[0].text == hand_store.documents["a.txt"].text[0:43]
+    assert passages[0].chunks == (c[0], c[2])
 
 
 def test_merge_hits_on_real_chunks(tiny_store):
@@ -426,6 +440,43 @@ def test_real_add_then_remove_document(fresh_real_qa):
     # And from disk too.
     assert "varnholt.txt" not in IndexStore.load(q.settings.index_dir).documents
     assert "Helga Marsh" in added.answer  # reader quality: checked last so the plumbing above always runs
+
+
+def _run_on_sentence_with_a_name_across_the_cut() -> str:
+    """One sentence of more than 100 words (chunking.max_words) whose 99th to 101st
+    words are the answer, so the chunker cuts it between "Ferdinand" and "Kowalczyk"."""
+    from qa.chunking import count_words
+
+    text = ("The inventory of the western storeroom listed rope, tar, canvas, lanterns, barrels of salt cod, "
+            "spare oars, nets, hooks")
+    n = 0
+    while count_words(text) < 88:
+        n += 1
+        text += f", crate {n} of nails"
+    text += ","
+    while count_words(text) < 93:
+        text += " old"
+    text += " and the brass sextant of"
+    assert count_words(text) == 98
+    return (text + " admiral Ferdinand Kowalczyk, which was kept in a locked cabinet near the door, together with "
+            + ", ".join(f"chart {i}" for i in range(20)) + ".")
+
+
+@pytest.mark.slow
+def test_real_answer_across_a_chunk_cut_is_read_whole(real_qa, tmp_path):
+    q = QA(index_dir=tmp_path / "index", corpus_dir=None, settings=real_qa.settings, embedder=real_qa.embedder,
+           reader=real_qa.reader, retriever=real_qa.retriever)
+    text = _run_on_sentence_with_a_name_across_the_cut()
+    q.add_documents([make_doc("runon.txt", text),
+                     make_doc("other.txt", "The harbour office opened in 1875. Its first clerk was Ida Berg.")])
+    cut = q.store.chunks[0].end
+    assert text[:cut].endswith("admiral Ferdinand") and q.store.chunks[1].text.startswith("Kowalczyk")
+    a = q.ask("Who owned the brass sextant?", min_score=0.0)
+    check_citations(q, a)
+    # Both halves were retrieved and cited; read apart, the answer was 'admiral Ferdinand'.
+    assert a.citations[0].start < cut < a.citations[0].end
+    assert sum(c.doc_id == "runon.txt" for c in a.citations) == 1
+    assert a.answer == "admiral Ferdinand Kowalczyk"
 
 
 @pytest.mark.slow
