@@ -150,3 +150,9 @@ class RequestTimeoutError(QAError):
 class ServingConfigError(QAError):
     """The app was asked to serve in a way that is unsafe or impossible (a
     non-loopback address without credentials, an unreadable credentials file)."""
+
+
+class IndexWriteError(IndexError_, OSError):
+    """The index folder cannot be written (a read-only file system, no permission, a
+    full disk): nothing was changed and the published index still answers. Also an
+    ``OSError``, as these failures were before they had a message of their own."""

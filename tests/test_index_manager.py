@@ -142,3 +142,43 @@ def test_a_file_deleted_from_a_moved_corpus_folder_is_removed(fake_models, write
     (moved / "gamma.txt").unlink()
     q = fake_models(index_dir=tmp_path / "index", corpus_dir=moved)
     assert set(q.store.documents) == {"alpha.txt", "beta.md"}
+
+
+class _ReadOnlyLock:
+    """filelock.FileLock on a read-only mount: the lock file cannot be opened for writing."""
+
+    def __init__(self, path, **kw):
+        self.path = path
+
+    def acquire(self, timeout=-1, **kw):
+        import errno
+
+        raise OSError(errno.EROFS, "Read-only file system", self.path)
+
+    def release(self, **kw):
+        pass
+
+
+def test_a_read_only_index_answers_and_refuses_writes_in_one_clear_error(fake_models, write_docs, tmp_path,
+                                                                         monkeypatch):
+    # An index served from a read-only mount: `qa index`, `qa remove` and the app's
+    # remove button raised a bare OSError ("[Errno 30] Read-only file system: '.../.lock'";
+    # the app logged it as a bug, with its traceback).
+    import filelock
+
+    q = _qa(fake_models, tmp_path / "index", 16)
+    q.sync_paths([write_docs(TINY_DOCS)])
+    live = IndexStore.load(tmp_path / "index").name
+    monkeypatch.setattr(filelock, "FileLock", _ReadOnlyLock)
+    reader = _qa(fake_models, tmp_path / "index", 16)
+    assert reader.ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"
+    for write in (lambda: reader.add_documents([make_doc("delta.txt", "Delta Farm keeps goats.")]),
+                  lambda: reader.remove_documents(["beta.md"]),
+                  lambda: reader.rebuild()):
+        with pytest.raises(errors.IndexWriteError) as e:
+            write()
+        msg = str(e.value)
+        assert f"the index in {tmp_path / 'index'} cannot be written (read-only file system)" in msg, msg
+        assert "questions are still answered" in msg and "\n" not in msg
+    assert IndexStore.load(tmp_path / "index").name == live
+    assert reader.ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"

@@ -294,6 +294,48 @@ def test_failed_save_keeps_previous_index(saved, tiny_store, small_chunker, fake
     assert len(list(saved.glob("snap-*"))) == 1
 
 
+FAISS_FULL = ("Error in void faiss::write_index(const Index*, IOWriter*, int) at /project/faiss/impl/"
+              "index_write.cpp:499: Error: 'ret == (size * 4)' failed: write error in {}: 409518 != 3072000 "
+              "(No space left on device)")
+
+
+@pytest.mark.parametrize("where", ["chunks.npy", "faiss.write_index"])
+def test_a_full_disk_is_one_clear_error_and_the_previous_index_stays(saved, tiny_store, small_chunker,
+                                                                     fake_embedder, monkeypatch, where):
+    # A disk that filled up mid-save raised a bare OSError ("error: No space left on device",
+    # nowhere named) or FAISS's RuntimeError ("internal error ... please report it"), and the
+    # web app logged it as a bug with its traceback.
+    import errno
+
+    before = contents(load(saved))
+    old_snap = snapshot(saved)
+    newer = build_store([make_doc("delta.txt", "Delta Farm keeps goats.")], small_chunker, fake_embedder,
+                        previous=tiny_store)
+    if where == "chunks.npy":
+        import qa.store.snapshot as snapshot_module
+
+        def full(path, *a, **k):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+        monkeypatch.setattr(snapshot_module.np, "save", full)
+    else:
+        import faiss
+
+        def full(index, path, *a, **k):
+            raise RuntimeError(FAISS_FULL.format(path))
+
+        monkeypatch.setattr(faiss, "write_index", full)
+    with pytest.raises(errors.IndexWriteError) as e:
+        newer.save(saved)
+    msg = str(e.value)
+    assert f"the index in {saved} cannot be written" in msg and "No space left on device" in msg, msg
+    assert "nothing was changed" in msg and "free some space" in msg and "\n" not in msg
+    assert isinstance(e.value, errors.QAError) and isinstance(e.value, OSError)  # old `except OSError` still holds
+    assert snapshot(saved) == old_snap and _leftovers(saved) == []
+    assert sorted(p.name for p in saved.glob("snap-*")) == [old_snap.name]
+    assert_same(contents(load(saved)), before)
+
+
 def test_save_replaces_old_snapshot(saved, tiny_store):
     first = snapshot(saved)
     tiny_store.save(saved)

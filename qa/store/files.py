@@ -3,13 +3,14 @@ writer lock, and removal of what a crashed writer left behind."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 from pathlib import Path
 
 from qa._files import sha256_file
-from qa.errors import IndexCorruptError, IndexMissingError, IndexPermissionError
+from qa.errors import IndexCorruptError, IndexMissingError, IndexPermissionError, IndexWriteError
 from qa.store.backends import external_resource
 
 POINTER = "CURRENT"
@@ -55,6 +56,41 @@ def _read_pointer(pointer: Path, index_dir: Path) -> str:
             f"rebuild it from its stored texts with `qa index --rebuild --index {index_dir}`"
         )
     return name
+
+
+#: errno of a write the folder or its disk refuses -> (what to call it, what to do).
+_CANNOT_WRITE = {
+    errno.EROFS: ("read-only file system", "add or remove documents where the folder can be written"),
+    errno.EACCES: ("permission denied", "check the permissions of {dir}"),
+    errno.EPERM: ("operation not permitted", "check the permissions of {dir}"),
+    errno.ENOSPC: ("No space left on device", "free some space on its disk and try again"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space (or raise the quota) and try again"),
+}
+
+
+def write_error(e: BaseException, index_dir: str | Path) -> IndexWriteError | None:
+    """The error to show for ``e``, raised while writing ``index_dir``, when the
+    folder or its disk refused the write (read-only, permissions, full): said as
+    such, with the way out, instead of a bare OSError naming a hidden temp or lock
+    file (or FAISS's RuntimeError, which the CLI called an internal error).
+    None for any other failure."""
+    code = e.errno if isinstance(e, OSError) and not isinstance(e, IndexWriteError) else None
+    if isinstance(e, RuntimeError):  # FAISS: "... write error in PATH: n != m (No space left on device)"
+        text = str(e)
+        code = next((c for c in _CANNOT_WRITE if "write error" in text and f"({os.strerror(c)})" in text), None)
+    if code not in _CANNOT_WRITE:
+        return None
+    what, advice = _CANNOT_WRITE[code]
+    try:
+        published = (Path(index_dir) / POINTER).exists()
+    except OSError:
+        published = False
+    said = ("nothing was changed, and questions are still answered from it" if published
+            else "nothing was written")
+    error = IndexWriteError(f"the index in {index_dir} cannot be written ({what}): {said}; "
+                            f"{advice.format(dir=index_dir)}")
+    error.errno = code
+    return error
 
 
 def _file_sums(folder: Path) -> dict[str, list]:
@@ -170,11 +206,17 @@ class _WriterLock:
         from filelock import Timeout
 
         try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            log.warning("waiting for another writer to finish with %s (an index, upload, removal or "
-                        "calibration in progress)", self._index_dir)
-            self._lock.acquire()
+            try:
+                self._lock.acquire(timeout=0)
+            except Timeout:
+                log.warning("waiting for another writer to finish with %s (an index, upload, removal or "
+                            "calibration in progress)", self._index_dir)
+                self._lock.acquire()
+        except OSError as e:  # a read-only folder: its lock file cannot be opened for writing
+            error = write_error(e, self._index_dir)
+            if error is None:
+                raise
+            raise error from e
         return self
 
     def __exit__(self, *exc) -> None:
@@ -197,6 +239,11 @@ def writer_lock(index_dir: str | Path) -> _WriterLock:
         if error is None:
             raise
         raise error from None
+    except OSError as e:  # a new index under a read-only or full folder
+        error = write_error(e, index_dir)
+        if error is None:
+            raise
+        raise error from e
     return _WriterLock(FileLock(str(index_dir / ".lock"), thread_local=False), index_dir)
 
 

@@ -45,6 +45,7 @@ from qa.store.files import (
     _file_sums,
     _read_pointer,
     remove_garbage,
+    write_error,
     writer_lock,
 )
 
@@ -171,9 +172,9 @@ class IndexStore:
         index_dir = Path(index_dir)
         name = f"snap-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         tmp = index_dir / f".tmp-{name}"
-        tmp.mkdir()
         published = False
         try:
+            tmp.mkdir()
             with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
                 for d in self.documents.values():
                     fh.write(json.dumps({"id": d.id, "title": d.title, "meta": d.meta, "text": d.text,
@@ -207,11 +208,14 @@ class IndexStore:
                 if not published:
                     pointer_tmp.unlink(missing_ok=True)
             fsync_dir(index_dir)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if not published:  # never published: the folder is garbage
                 shutil.rmtree(index_dir / name, ignore_errors=True)
-            raise
+            error = write_error(e, index_dir) if not published else None
+            if error is None:
+                raise
+            raise error from e
         remove_garbage(index_dir, name)
         self.name = name
         return index_dir / name
