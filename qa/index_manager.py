@@ -23,6 +23,7 @@ from qa.errors import (
     EmptyCorpusError,
     IndexMissingError,
     IndexStaleError,
+    IndexWriteError,
 )
 from qa.indexing import Indexer
 from qa.ingest import BatchResult, FileReport, load_batch, load_paths, sha256_text
@@ -163,6 +164,7 @@ class IndexManager:
             store = IndexStore.load(self.index_dir)
             store.check_compatible(self.indexer.expectations(), self.index_dir)
             return store
+        store = None
         try:  # the common case needs no lock: a compatible index in step with the folder
             store = IndexStore.load(self.index_dir)
             store.check_compatible(self.indexer.expectations(), self.index_dir)
@@ -170,8 +172,16 @@ class IndexManager:
             if not changed and not gone:
                 return store
         except (IndexMissingError, IndexStaleError):
-            pass
-        return self._update(lambda base: None)
+            store = None
+        try:
+            return self._update(lambda base: None)
+        except IndexWriteError as e:
+            if store is None:  # nothing usable to answer from
+                raise
+            # An index served from a read-only mount (or a full disk): the folder it
+            # follows changed, but the published index is whole and still answers.
+            log.warning("%s changed but is not synced: %s", self.corpus_dir, e)
+            return store
 
     def _latest_locked(self, for_write: bool) -> IndexStore | None:
         """The snapshot to build on, read inside the writer lock. With a corpus

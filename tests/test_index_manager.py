@@ -182,3 +182,29 @@ def test_a_read_only_index_answers_and_refuses_writes_in_one_clear_error(fake_mo
         assert "questions are still answered" in msg and "\n" not in msg
     assert IndexStore.load(tmp_path / "index").name == live
     assert reader.ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"
+
+
+def test_a_read_only_index_that_follows_a_folder_answers_though_the_folder_changed(fake_models, write_docs,
+                                                                                     tmp_path, monkeypatch,
+                                                                                     caplog):
+    # The default index follows a folder (seeds/, QA_CORPUS_DIR): served from a read-only
+    # mount, one new or changed file in that folder made every question fail (the sync
+    # could not take the writer lock), though the published index was whole.
+    import logging
+
+    import filelock
+
+    folder = write_docs(TINY_DOCS)
+    first = fake_models(index_dir=tmp_path / "index", corpus_dir=folder)
+    assert first.ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"
+    live = IndexStore.load(tmp_path / "index").name
+    (folder / "delta.txt").write_text("Delta Farm keeps goats. The goats give milk.")
+    monkeypatch.setattr(filelock, "FileLock", _ReadOnlyLock)
+    caplog.set_level(logging.WARNING, logger="qa")
+    app = fake_models(index_dir=tmp_path / "index", corpus_dir=folder)
+    assert app.ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"
+    assert "delta.txt" not in app.store.documents and IndexStore.load(tmp_path / "index").name == live
+    said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(said) == 1 and str(folder) in said[0] and "read-only" in said[0], said
+    app.ask("Who keeps goats?")  # said once, not at every question
+    assert len([r for r in caplog.records if "cannot be written" in r.getMessage()]) == 1
