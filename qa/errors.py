@@ -156,3 +156,8 @@ class IndexWriteError(IndexError_, OSError):
     """The index folder cannot be written (a read-only file system, no permission, a
     full disk): nothing was changed and the published index still answers. Also an
     ``OSError``, as these failures were before they had a message of their own."""
+
+
+class IndexBusyError(IndexError_):
+    """The index's vectors are held by another process (a Milvus Lite file, which
+    serves one process at a time): not corrupt, usable once that process lets go."""

@@ -139,3 +139,42 @@ def test_a_rebuild_of_a_milvus_index_stays_on_its_milvus(fake_models, write_docs
     assert back.manifest.vector_index["name"] == "milvus" and back.vectors.uri == uri
     assert not (tmp_path / "milvus.db").exists()
     assert _qa(fake_models, tmp_path).ask("Who is Ingrid Solberg?").citations[0].doc_id == "beta.md"
+
+
+@pytest.mark.milvus
+def test_a_milvus_lite_file_open_in_another_process_is_said_so(tmp_path, caplog):
+    # Milvus Lite serves one process at a time: with the app running on a milvus index,
+    # `qa ask` and `qa index` printed milvus_lite's traceback (DataDirLockedError) and then
+    # "internal error (ConnectionConfigException: Open local milvus failed) ... please report it".
+    pytest.importorskip("milvus_lite", reason="milvus-lite is a declared dependency; missing here")
+    import logging
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from qa import errors
+
+    tests = Path(__file__).resolve().parent
+    uri, idx = tmp_path / "milvus.db", tmp_path / "index"
+    build = ("import sys; sys.path[:0] = [sys.argv[3], sys.argv[4]]\nfrom dataclasses import replace\n"
+             "from fakes import make_fake_qa\nfrom qa.config import Settings, StoreConfig\nfrom qa.types import Document\n"
+             "s = replace(Settings(), store=StoreConfig(vector_backend='milvus', milvus_uri=sys.argv[1]))\n"
+             "make_fake_qa(index_dir=sys.argv[2], corpus_dir=None, settings=s).add_documents("
+             "[Document('beta.md', 'The harbour master is Ingrid Solberg.')])\n")
+    subprocess.run([sys.executable, "-c", build, str(uri), str(idx), str(tests), str(tests.parent)], check=True,
+                   timeout=300)
+    hold = ("import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\ntime.sleep(120)\n")  # what a running app's Milvus Lite holds
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(uri / "LOCK")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        caplog.set_level(logging.WARNING)
+        with pytest.raises(errors.IndexBusyError) as e:
+            IndexStore.load(idx)
+        msg = str(e.value)
+        assert str(uri) in msg and "another process" in msg and "\n" not in msg, msg
+        assert not [r for r in caplog.records if r.exc_info], "milvus_lite's traceback was printed"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(IndexStore.load(idx).documents) == 1  # once the other process has gone

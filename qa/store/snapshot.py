@@ -33,7 +33,7 @@ import numpy as np
 
 from qa._files import fsync_dir
 from qa.config import INDEX_FORMAT_VERSION, BM25Config
-from qa.errors import IndexCorruptError, IndexPermissionError, IndexStaleError, QAError
+from qa.errors import IndexBusyError, IndexCorruptError, IndexPermissionError, IndexStaleError, QAError
 from qa.store.backends import LEXICAL_BACKENDS, VECTOR_BACKENDS
 from qa.store.base import LexicalIndex, VectorIndex
 from qa.store.recovery import DOCUMENTS_FILE, MaskedVectors, read_documents
@@ -270,7 +270,7 @@ class IndexStore:
                 raise ValueError(f"unknown lexical index backend {manifest.lexical_index!r}")
             lexical_cls = LEXICAL_BACKENDS[manifest.lexical_index]
             lexical = lexical_cls.load(snap / "lexical", BM25Config(**manifest.bm25))
-        except (IndexCorruptError, IndexStaleError):
+        except (IndexCorruptError, IndexStaleError, IndexBusyError):  # (busy: not corrupt, nothing to rebuild)
             raise
         except PermissionError as e:
             raise IndexPermissionError(

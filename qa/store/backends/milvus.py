@@ -83,6 +83,66 @@ class _LiteTimestampNoise(logging.Filter):
 
 _LITE_NOISE = _LiteTimestampNoise()
 
+#: The file in a Milvus Lite data folder that its one serving process holds (``milvus_lite.db``).
+LITE_LOCK = "LOCK"
+
+
+def _is_lite_locked(error: BaseException | None) -> bool:
+    while error is not None:
+        if type(error).__name__ == "DataDirLockedError":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class _LiteLockedNoise(logging.Filter):
+    """milvus_lite logs its traceback when another process holds the file; ``client``
+    then says so in one line, so that traceback is dropped (any other is kept)."""
+
+    LOGGER = "milvus_lite.server_manager"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _is_lite_locked(record.exc_info[1]))
+
+
+_LOCKED_NOISE = _LiteLockedNoise()
+
+
+def _held_elsewhere(uri: str) -> bool:
+    """Whether another process holds the Milvus Lite file ``uri`` (asked only after
+    opening it failed: a probe from this process would conflict with its own server)."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(uri) / LITE_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _open_lite(uri: str):
+    from pymilvus import MilvusClient
+
+    from qa.errors import IndexBusyError
+
+    try:
+        return MilvusClient(uri)
+    except Exception as e:
+        if not _held_elsewhere(uri):
+            raise
+        raise IndexBusyError(
+            f"the Milvus Lite database {uri} is open in another process (Milvus Lite serves one process at "
+            "a time: a running app or another qa command has it): stop that process and try again, or keep "
+            "the vectors on a Milvus server (--milvus-uri http://HOST:19530) for several processes") from e
+
 
 def client(uri: str):
     """One ``MilvusClient`` per URI (Milvus Lite runs one server per file)."""
@@ -96,8 +156,10 @@ def client(uri: str):
                 for name in _LiteTimestampNoise.LOGGERS:
                     if _LITE_NOISE not in logging.getLogger(name).filters:
                         logging.getLogger(name).addFilter(_LITE_NOISE)
+                if _LOCKED_NOISE not in logging.getLogger(_LiteLockedNoise.LOGGER).filters:
+                    logging.getLogger(_LiteLockedNoise.LOGGER).addFilter(_LOCKED_NOISE)
                 Path(uri).parent.mkdir(parents=True, exist_ok=True)
-                c = MilvusClient(uri)
+                c = _open_lite(uri)
             else:
                 c = MilvusClient(uri=uri, token=os.environ.get("QA_MILVUS_TOKEN", ""))
             _clients[uri] = c
