@@ -480,6 +480,22 @@ def test_real_answer_across_a_chunk_cut_is_read_whole(real_qa, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("text, question, answer", [
+    ("The door is blue. The door is blue. The door is blue. The window is green.", "What colour is the door?", "blue"),
+    ("The password is tangerine. " * 15 + "Nobody else knows the password.", "What is the password?", "tangerine"),
+])
+def test_real_text_that_repeats_its_answer_gives_the_answer_once(real_qa, tmp_path, text, question, answer):
+    # The best start and the best end fell in different copies: the answer was
+    # 'blue. The door is blue. The door is blue. The window is green'.
+    q = QA(index_dir=tmp_path / "index", corpus_dir=None, settings=real_qa.settings, embedder=real_qa.embedder,
+           reader=real_qa.reader, retriever=real_qa.retriever)
+    q.add_documents([make_doc("repeats.txt", text)])
+    a = q.ask(question, min_score=0.0)
+    check_citations(q, a)
+    assert a.answer == answer
+
+
+@pytest.mark.slow
 def test_real_default_instance_loads_models_once(tmp_path, monkeypatch):
     monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "default-index"))
     monkeypatch.setenv("QA_CORPUS_DIR", str(SEEDS))

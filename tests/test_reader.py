@@ -194,3 +194,20 @@ def test_a_reader_without_calibration_is_refused(tmp_path):
     with pytest.raises(ModelError, match="calibrate_reader --model"):
         SpanReader(ReaderConfig(path=tmp_path)).warm_up()
     SpanReader(ReaderConfig(path=tmp_path), uncalibrated_ok=True).warm_up()  # for calibrating it
+
+
+def test_a_span_from_one_sentence_into_the_next_crosses():
+    from qa.reader.model import crosses_sentence, sentence_starts
+
+    text = "The door is blue. Dr. Smith paid 3.5 million for the U.S. Army house. It is green."
+    starts = sentence_starts(text)
+    assert [text[s:s + 3] for s in starts] == ["Dr.", "It "]
+
+    def span(a: str) -> tuple[int, int]:
+        i = text.index(a)
+        return i, i + len(a)
+
+    for inside in ("blue", "The door is blue.", "Dr. Smith", "3.5 million", "U.S. Army house.", "It is green."):
+        assert not crosses_sentence(starts, *span(inside)), inside
+    for across in ("blue. Dr", "blue. Dr. Smith paid 3.5 million", "house. It", "Smith paid 3.5 million for the U.S. Army house. It"):
+        assert crosses_sentence(starts, *span(across)), across

@@ -8,6 +8,7 @@ are separate so each can be tested without a model.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qa.chunking import split_sentences
 from qa.config import ReaderConfig
 from qa.engine import ModelSpec, file_sha256, load_runner, wrap_reader_model
 from qa.errors import ModelError
@@ -24,6 +26,18 @@ from qa.reader.calibration import CALIBRATION_FILE, Calibration
 from qa.reader.decoding import ReadResult, Span, decode_window, dedupe_spans
 
 _BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Where each sentence of ``text`` after the first starts (the chunker's
+    sentence ends: abbreviations, initials and decimals are not ends)."""
+    return [s for s, _ in split_sentences(text)[1:]]
+
+
+def crosses_sentence(starts: list[int], start: int, end: int) -> bool:
+    """True when [start, end) runs from one sentence into the next."""
+    i = bisect.bisect_right(starts, start)
+    return i < len(starts) and starts[i] < end
 
 
 class SpanReader:
@@ -130,6 +144,7 @@ class SpanReader:
         starts, ends = self._logits(enc["input_ids"], enc["token_type_ids"])
         spans: list[list[Span]] = [[] for _ in questions]
         nulls = [math.inf for _ in questions]
+        starts_of: dict[tuple[int, int], list[int]] = {}
         for w in range(n_windows):
             qi, pi = pairs[enc["overflow_to_sample_mapping"][w]]
             seq = enc.sequence_ids(w)
@@ -138,8 +153,16 @@ class SpanReader:
             null, found = decode_window(starts[w], ends[w], offsets, mask, cfg.max_answer_tokens, cfg.n_best)
             nulls[qi] = min(nulls[qi], null)
             text = passages[qi][pi]
-            # An answer never runs across a paragraph break (the model never saw one).
-            spans[qi].extend(Span(s, e, sc, null, pi) for s, e, sc in found if not _BLANK_LINE.search(text, s, e))
+            if (qi, pi) not in starts_of:
+                starts_of[qi, pi] = sentence_starts(text)
+            # An answer never runs across a paragraph break (the model never saw one),
+            # nor from one sentence into the next: where the text repeats itself
+            # ("The door is blue. The door is blue."), the best start and the best
+            # end fall in different copies, and the answer was the run between them
+            # ("blue. The door is blue"), which swallowed every copy of the answer.
+            spans[qi].extend(Span(s, e, sc, null, pi) for s, e, sc in found
+                             if not _BLANK_LINE.search(text, s, e)
+                             and not crosses_sentence(starts_of[qi, pi], s, e))
         return [ReadResult(dedupe_spans(sp)[: cfg.n_best], nl) for sp, nl in zip(spans, nulls)]
 
     def _tokenize(self, questions: Sequence[str], passages: Sequence[Sequence[str]], pairs: list[tuple[int, int]]):
