@@ -54,6 +54,24 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(path: str | Path) -> None:
+    """Flush every file under ``path`` and then every folder, deepest first (the
+    folder itself last): what must be on disk before anything names the tree.
+    A file that cannot be flushed is an error; a folder, best effort."""
+    path = Path(path)
+    folders = [path]
+    for p in sorted(path.rglob("*")):
+        if p.is_symlink():
+            continue
+        if p.is_dir():
+            folders.append(p)
+        elif p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        fsync_dir(folder)
+
+
 def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``target`` so a reader sees the old file or the new one,
     never half of one: temp file beside it, fsync, ``os.replace``. The temp file

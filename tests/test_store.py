@@ -467,3 +467,43 @@ def test_documents_without_a_single_term_are_indexed(tmp_path, small_chunker, fa
     q = fake_models(index_dir=tmp_path / "api", corpus_dir=None)
     q.add_documents(docs)
     assert q.ask("What is x?").citations[0].doc_id in {d.id for d in docs}
+
+
+def test_every_file_of_a_snapshot_is_on_disk_before_current_names_it(tmp_path, tiny_store, monkeypatch):
+    # Only the snapshot's folder entries were flushed (fsync_dir), never its files: after a power
+    # cut CURRENT could name a snapshot whose files were empty or half written (ext4 and XFS flush a
+    # new file's data lazily), an index refused as corrupt that the previous one would have served.
+    import os
+
+    import qa.store.snapshot as snapshot_module
+
+    synced: set[str] = set()
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.add(os.path.realpath(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    def replace(src, dst, *a, **k):
+        if Path(dst).name == POINTER:
+            events.append("pointer")
+            events.extend(sorted(synced))
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(snapshot_module.os, "fsync", fsync)
+    monkeypatch.setattr(snapshot_module.os, "replace", replace)
+    import qa._files as files_module
+    monkeypatch.setattr(files_module.os, "fsync", fsync)
+    tiny_store.save(tmp_path / "index")
+    snap = snapshot(tmp_path / "index")
+    synced_before = set(events[events.index("pointer") + 1:])
+    inside = set()  # synced paths relative to the snapshot folder (written as .tmp-snap-*, then renamed)
+    for p in map(Path, synced_before):
+        parts = p.parts
+        at = [i for i, part in enumerate(parts) if part.lstrip(".").startswith(("tmp-snap-", "snap-"))]
+        if at:
+            inside.add("/".join(parts[at[-1] + 1:]))
+    want = {p.relative_to(snap).as_posix() for p in snap.rglob("*")} | {""}  # "": the folder itself
+    missing = sorted(want - inside)
+    assert not missing, f"not flushed before CURRENT named the snapshot: {missing}"

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from qa._files import fsync_dir
+from qa._files import fsync_dir, fsync_tree
 from qa.config import INDEX_FORMAT_VERSION, BM25Config
 from qa.errors import IndexBusyError, IndexCorruptError, IndexPermissionError, IndexStaleError, QAError
 from qa.store.backends import LEXICAL_BACKENDS, VECTOR_BACKENDS
@@ -192,8 +192,9 @@ class IndexStore:
             self.lexical.save(tmp / "lexical")
             self.manifest.files = _file_sums(tmp)
             (tmp / "manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
-            fsync_dir(tmp)
+            fsync_tree(tmp)  # every file's data, not only the folder's entries: CURRENT names it next
             os.replace(tmp, index_dir / name)
+            fsync_dir(index_dir)  # the rename lands before the pointer does
             pointer_tmp = index_dir / f".{POINTER}.{uuid.uuid4().hex[:8]}"
             try:
                 with open(pointer_tmp, "w") as fh:
