@@ -132,12 +132,19 @@ def name_of(snap: Path, rel: str) -> str:
 def remove_garbage(index_dir: str | Path, keep: str | None) -> int:
     """Delete snapshot folders other than ``keep`` and half-written temporaries
     (left by a crash or a kill -9); returns how many entries went. The caller
-    holds the writer lock, so no writer's folder is half-built right now."""
+    holds the writer lock, so no writer's folder is half-built right now.
+
+    The newest snapshot before ``keep`` whose vectors live outside its folder (a
+    Milvus collection) stays until the next write: a question in flight (the app
+    answering while an upload publishes, or another process) still reads that
+    collection, and dropping it at once failed the question. FAISS readers hold
+    their vectors in memory, so their old folders go now."""
     index_dir = Path(index_dir)
     n = 0
     live = _external_collection(index_dir / keep) if keep else None
+    grace = _previous_external(index_dir, keep)
     for old in list(index_dir.glob("snap-*")) + list(index_dir.glob(".tmp-snap-*")):
-        if old.name != keep and old.is_dir():
+        if old.name not in (keep, grace) and old.is_dir():
             _drop_external(old, live)
             shutil.rmtree(old, ignore_errors=True)
             n += 1
@@ -148,6 +155,21 @@ def remove_garbage(index_dir: str | Path, keep: str | None) -> int:
         except OSError:
             pass
     return n
+
+
+def _previous_external(index_dir: Path, keep: str | None) -> str | None:
+    """The newest complete snapshot other than ``keep`` with vectors outside its folder."""
+    if keep is None:
+        return None
+    older = []
+    for snap in index_dir.glob("snap-*"):
+        if snap.name == keep or not snap.is_dir() or external_resource(snap / "vectors") is None:
+            continue
+        try:
+            older.append((snap.stat().st_mtime_ns, snap.name))
+        except OSError:
+            continue
+    return max(older)[1] if older else None
 
 
 def _external_collection(snap: Path) -> str | None:
