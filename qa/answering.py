@@ -125,7 +125,27 @@ def reader_question(question: str, history: History | None) -> str:
     who = antecedent(history)
     if not who or any(w in question for w in who.split() if w[:1].isupper()):
         return question  # the question names the person itself
-    return _PERSONAL.sub(lambda m: who + "'s" if m.group(1).lower() == "his" else who, question)
+    return _PERSONAL.sub(lambda m: who + "'s" if _possessive(m) else who, question)
+
+
+#: Words after which "her" is the object ("gave her the medal", "told her about it"),
+#: not the possessive ("her name"): articles, prepositions, conjunctions, adverbs.
+_AFTER_OBJECT_HER = frozenset("""a an the this that these those some any each every to about with for from in
+on at by as into onto of up down out off over under after before during when while if and or but nor so
+because again too first last back away there then now today once twice why what how where who whom
+than yet also not""".split())
+_NEXT_WORD = re.compile(r"\s+([A-Za-z][\w'-]*)")
+
+
+def _possessive(m: re.Match) -> bool:
+    """'his' always; 'her' when a word follows that is not one it is the object before."""
+    word = m.group(1).lower()
+    if word == "his":
+        return True
+    if word != "her":
+        return False
+    nxt = _NEXT_WORD.match(m.string, m.end())
+    return nxt is not None and nxt.group(1).lower() not in _AFTER_OBJECT_HER
 
 
 def check_question(question: Any, limit: int) -> str:

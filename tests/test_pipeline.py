@@ -175,6 +175,21 @@ def test_merge_hits_on_real_chunks(tiny_store):
     assert sum(len(p.chunks) for p in merged) == len(tiny_store)
 
 
+def test_reader_question_reads_her_as_possessive_before_a_noun():
+    """'her' is both 'him' and 'his': "What was her name?" reached the reader as
+    "What was Hilda Brandt name?" (only 'his' got the 's). Before a noun it is
+    possessive; at the end, or before a preposition, article or conjunction, it is not."""
+    who = [("Who found the sextant?", "Hilda Brandt")]
+    assert reader_question("What was her name?", who) == "What was Hilda Brandt's name?"
+    assert reader_question("Where did she keep her old letters?", who) == \
+        "Where did Hilda Brandt keep Hilda Brandt's old letters?"
+    assert reader_question("When did the captain meet her?", who) == "When did the captain meet Hilda Brandt?"
+    assert reader_question("Who gave her the medal?", who) == "Who gave Hilda Brandt the medal?"
+    assert reader_question("What did the captain tell her about the map?", who) == \
+        "What did the captain tell Hilda Brandt about the map?"
+    assert reader_question("Did they pay her, and when?", who) == "Did they pay Hilda Brandt, and when?"
+
+
 def test_reader_question_puts_the_person_back():
     who = [("Who commanded the 58th Combined Arms Army?", "General Popov")]
     assert reader_question("Whom did he accuse of treason?", who) == "Whom did General Popov accuse of treason?"
