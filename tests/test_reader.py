@@ -211,3 +211,35 @@ def test_a_span_from_one_sentence_into_the_next_crosses():
         assert not crosses_sentence(starts, *span(inside)), inside
     for across in ("blue. Dr", "blue. Dr. Smith paid 3.5 million", "house. It", "Smith paid 3.5 million for the U.S. Army house. It"):
         assert crosses_sentence(starts, *span(across)), across
+
+
+@pytest.mark.parametrize("text, want", [
+    ("# The Quince Garden", "The Quince Garden"),      # a Markdown heading's marker
+    ("## **Oslo**", "Oslo"),                             # and emphasis inside it
+    ("> quoted words", "quoted words"),                  # a block quote
+    ("- Lindby harbour", "Lindby harbour"),              # a list bullet
+    ("| 112 |", "112"),                                  # a table cell
+    ("`qa index`", "qa index"),                          # inline code
+    ("C#", "C#"), ("#1 hit", "#1 hit"), ("3 - 2", "3 - 2"), ("snake_case", "snake_case"),
+    ("**", "**"),                                        # nothing but markup: left as it is
+])
+def test_trim_markup_keeps_the_words_not_the_markup(text, want):
+    """A .md keeps its markup in the stored text (offsets are the file's), so a span
+    could start with '# ' or be wrapped in '**': a guess read '# The Quince Garden'."""
+    from qa.reader.decoding import trim_markup
+
+    start, end = trim_markup(text, 0, len(text))
+    assert text[start:end] == want
+    s, e = trim_markup("x " + text + " y", 2, 2 + len(text))  # offsets inside a longer passage
+    assert ("x " + text + " y")[s:e] == want
+
+
+@pytest.mark.slow
+def test_real_reader_answers_without_markdown_markup(real_qa):
+    text = ("# The Quince Garden\n\nThe Quince Garden was planted in 1911 by Hilda Brandt.\n\n"
+            "## Keepers\n\nThe garden's keeper is **Tomas Lund**, who took over in 1990.")
+    [result] = real_qa.reader.run(["Who is the garden's keeper?", "What was planted in 1911?"][:1], [[text]])
+    for span in result.spans:
+        answer = text[span.start:span.end]
+        assert not answer.startswith(("#", "*", ">")) and not answer.endswith("*"), answer
+    assert text[result.spans[0].start:result.spans[0].end] == "Tomas Lund"

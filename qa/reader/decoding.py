@@ -3,6 +3,7 @@ so it can be tested with hand-made arrays."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,3 +94,24 @@ def dedupe_spans(spans: list[Span]) -> list[Span]:
     return kept
 
 
+
+
+#: Markdown at a span's start: a heading's #s, a quote's >, a bullet, a table's |,
+#: each followed by a space (so "C#", "#1" and "3 - 2" stay), or emphasis/code marks.
+_LEADING_MARKUP = re.compile(r"(?:(?:#{1,6}|>|[-*+]|\|)[ \t]+|\*+|`+|~~)+")
+_TRAILING_MARKUP = re.compile(r"(?:[ \t]+\||\*+|`+|~~|[ \t]+)+$")
+
+
+def trim_markup(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) of ``text`` without Markdown markup at either edge.
+
+    A .md keeps its markup in the stored text (its offsets are the file's), and the
+    reader's tokenizer makes "#", "*" and "|" tokens of their own, so a span could
+    read "# The Quince Garden" or "Tomas Lund**". The span shrinks to its words;
+    one that is nothing but markup is left as it is (the caller's filters judge it).
+    """
+    lead = _LEADING_MARKUP.match(text, start, end)
+    s = lead.end() if lead else start
+    trail = _TRAILING_MARKUP.search(text, s, end)
+    e = trail.start() if trail else end
+    return (s, e) if s < e else (start, end)

@@ -23,7 +23,7 @@ from qa.config import ReaderConfig
 from qa.engine import ModelSpec, file_sha256, load_runner, wrap_reader_model
 from qa.errors import ModelError
 from qa.reader.calibration import CALIBRATION_FILE, Calibration
-from qa.reader.decoding import ReadResult, Span, decode_window, dedupe_spans
+from qa.reader.decoding import ReadResult, Span, decode_window, dedupe_spans, trim_markup
 
 _BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 
@@ -160,6 +160,9 @@ class SpanReader:
             # ("The door is blue. The door is blue."), the best start and the best
             # end fall in different copies, and the answer was the run between them
             # ("blue. The door is blue"), which swallowed every copy of the answer.
+            # Markdown markup at a span's edges ("# Title", "**name**") is not part of
+            # the answer: trimmed before the filters, so it is never shown.
+            found = [(*trim_markup(text, s, e), sc) for s, e, sc in found]
             spans[qi].extend(Span(s, e, sc, null, pi) for s, e, sc in found
                              if not _BLANK_LINE.search(text, s, e)
                              and not crosses_sentence(starts_of[qi, pi], s, e))
