@@ -601,3 +601,48 @@ def test_reader_mode_predictions_are_cached_and_reused(tmp_path, monkeypatch, ca
     again = json.loads(out.read_text())["results"]["reader"]
     assert again["answers"] == first["answers"]
     assert again["misses"]["wrong_span"] == 1 and again["misses"]["right"] == 1
+
+
+def test_reader_mode_with_a_partly_filled_predictions_cache_times_only_what_it_reads(tmp_path, monkeypatch, capsys):
+    """--predictions holding some of the questions (a run with --limit before, or
+    other articles): the questions taken from the cache were not timed, so they
+    get no latency, and the run is scored (it failed with an IndexError after
+    reading: latencies were kept per batch read, not per question)."""
+    from qa.evaluation import cli as evcli
+    from qa.reader import Calibration, ReadResult, Span
+
+    qas = [{"id": f"q{i}", "question": f"Who founded mill {i}?", "answers": [{"text": "Ann Lee", "answer_start": 0}]}
+           for i in range(5)]
+    sq = tmp_path / "s.json"
+    sq.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [
+        {"context": "Ann Lee founded the mill in 1911.", "qas": qas}]}]}))
+    calls = []
+
+    class Reader:
+        def __init__(self, config):
+            self.config, self.path, self.loaded = config, tmp_path, False
+            self.calibration = Calibration(a=1.0, b=0.0, threshold=0.5)
+
+        @property
+        def threshold(self):
+            return 0.5
+
+        def run(self, questions, passages):
+            calls.append(len(questions))
+            return [ReadResult([Span(0, 7, 3.0, 0.0, 0)], 0.0) for _ in questions]
+
+    import qa.reader
+
+    monkeypatch.setattr(qa.reader, "SpanReader", Reader)
+    monkeypatch.setattr(evcli, "_calibration_only", lambda r: Calibration(a=1.0, b=0.0, threshold=0.5))
+    preds, out = tmp_path / "p.json", tmp_path / "r.json"
+    common = ["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]
+    assert evcli.main(common + ["--limit", "3", "--batch-size", "2"]) == 0
+    assert calls == [2, 1]
+    assert evcli.main(common + ["--batch-size", "2"]) == 0  # q0, q1 cached; q2 cached beside q3; q4 read
+    assert calls == [2, 1, 1, 1]
+    r = json.loads(out.read_text())["results"]["reader"]
+    assert r["n"] == 5 and r["answers"]["em"] == pytest.approx(100.0)
+    assert r["latency_ms"]["n"] == 2  # q3 and q4: the two questions read in this run
+    assert "2 of 5 questions timed" in r["latency_ms"]["how"]
+    assert "2 of 5 questions timed" in capsys.readouterr().out

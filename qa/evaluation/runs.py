@@ -34,7 +34,7 @@ class Run:
     in_read: list[bool | None] = field(default_factory=list)
     in_chosen: list[bool | None] = field(default_factory=list)
     ranks: list[int | None] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: list[float | None] = field(default_factory=list)  # None: not timed (from a cache)
     latency_kind: str = ""
     retrieval_ms: float | None = None  # per question, batched
     index_build_s: float | None = None
@@ -122,8 +122,10 @@ def run_reader(reader: Any, run: Run, batch_size: int, cache: dict[str, Any] | N
             if cache is not None:
                 for g, r in zip(todo, fresh):
                     cache[g.id] = [[sp.start, sp.end, sp.score, sp.null_score, sp.passage] for sp in r.spans]
-            if todo:
-                run.latencies_ms.extend([ms / len(todo)] * len(part))
+            # Per question, only for the questions read here: one taken from the
+            # cache was not timed (None), and its place keeps the list aligned with gold.
+            fresh_ids = {g.id for g in todo}
+            run.latencies_ms.extend([ms / len(todo) if g.id in fresh_ids else None for g in part])
             if cache is not None:
                 results = [ReadResult([Span(*sp) for sp in cache[g.id]], 0.0) for g in part]
             else:
@@ -172,10 +174,13 @@ def summarise(run: Run, threshold: float | None, subset: Sequence[int] | None = 
         in_chosen = [run.in_chosen[i] for i in idx] if run.in_chosen else None
         out["misses"] = miss_breakdown(cands, scores, golds, threshold, in_read, in_chosen)
         out["misses_best_candidate"] = miss_breakdown(cands, scores, golds, 0.0, in_read, in_chosen)
-    if run.latencies_ms:
-        lat = [run.latencies_ms[i] for i in idx]
+    lat = [x for i in idx if (x := run.latencies_ms[i] if i < len(run.latencies_ms) else None) is not None]
+    if lat:
+        how = run.latency_kind
+        if len(lat) < len(idx):
+            how += f"; {len(lat)} of {len(idx)} questions timed, the rest from the --predictions cache"
         out["latency_ms"] = {"p50": percentile(lat, 50), "p95": percentile(lat, 95),
-                             "mean": statistics.fmean(lat), "how": run.latency_kind}
+                             "mean": statistics.fmean(lat), "n": len(lat), "how": how}
     if run.index_build_s is not None:
         out["index_build_s"] = run.index_build_s
     return out
