@@ -185,11 +185,16 @@ def f1_score(prediction: str, gold: str) -> float:
 
 
 def best_scores(prediction: str, golds: Iterable[str]) -> tuple[float, float]:
-    """(EM, F1) of a prediction against its gold answers; no gold means "" is right."""
+    """(EM, F1) of a prediction against its gold answers; no gold means "" is right.
+
+    A gold answer that normalises to nothing ("A", a grade, in SQuAD-Shifts) is
+    dropped while another remains, as the SQuAD 2.0 script does: otherwise "A"
+    or "the" matched it with EM and F1 1 (v1.1 gives F1 0)."""
     golds = list(golds)
     if not golds:
         hit = float(prediction.strip() == "")
         return hit, hit
+    golds = [g for g in golds if normalize_answer(g)] or golds
     return (
         max(exact_match(prediction, g) for g in golds),
         max(f1_score(prediction, g) for g in golds),
