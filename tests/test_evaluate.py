@@ -729,3 +729,12 @@ def test_scores_match_the_official_scripts_on_real_squad_strings(name):
     m = ev.answer_metrics(preds, golds)
     assert m["em"] == pytest.approx(100 * sum(e for e, _ in official) / len(official))
     assert m["f1"] == pytest.approx(100 * sum(f for _, f in official) / len(official))
+
+
+def test_the_table_names_the_operating_threshold_as_it_was_used():
+    """The threshold line printed 0.125 (step 2275's default) as 0.12 and a threshold
+    `qa calibrate` stored at a candidate's own score (0.2387) as 0.24."""
+    from qa.evaluation.report import format_table
+
+    rows = {"a": {"n": 1, "threshold": 0.125}, "b": {"n": 1, "threshold": 0.2387}, "c": {"n": 1, "threshold": 0.11}}
+    assert format_table(rows).splitlines()[-1] == "threshold: 0.11, 0.125, 0.2387"

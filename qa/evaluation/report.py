@@ -41,7 +41,7 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
                                                   "here retrieval alone, batched: batch time / n") + ")"]
     thresholds = {r.get("threshold") for r in results.values() if r.get("threshold") is not None}
     if thresholds:
-        notes.append("threshold: " + ", ".join(f"{t:.2f}" for t in sorted(thresholds)))
+        notes.append("threshold: " + ", ".join(f"{t:.4g}" for t in sorted(thresholds)))
     table = "\n".join([line, "-" * len(line), *body, *notes])
     misses = format_misses(results)
     return table + ("\n\n" + misses if misses else "")
