@@ -375,3 +375,22 @@ def test_best_f1_over_gold_without_unanswerable_questions_says_it_will_decline_n
     assert "no unanswerable questions" in note and "--precision" in note
     assert not choose_threshold(cands, scores, right, golds, precision=0.9)[2]  # a criterion of the user's own
     assert not choose_threshold(CANDS, SCORES, RIGHT, GOLDS)[2]  # gold that has some: nothing to say
+
+
+def test_best_f1_can_choose_to_decline_every_question():
+    # The thresholds tried were 0 and the candidates' own scores, so the top candidate was
+    # always shown: on gold whose questions the documents do not answer (or one such question)
+    # "best F1" chose 0.9 (F1 66.7) or 0 (F1 0) though a threshold above every score declines
+    # them all (F1 100), and max_withheld with no right answer to hide kept the top one shown.
+    cands, scores, golds = ["x", "y", "z"], [0.2, 0.5, 0.9], [(), (), ()]
+    right = [False] * 3
+    t, _, _ = choose_threshold(cands, scores, right, golds)
+    p = point(t, cands, scores, right, golds)
+    assert t > 0.9 and t <= 1.0 and p["f1"] == 100.0 and p["answered"] == 0.0 and p["declined"] == 100.0
+    t, _, _ = choose_threshold(["x"], [0.3], [False], [()])
+    assert point(t, ["x"], [0.3], [False], [()])["f1"] == 100.0
+    t, _, _ = choose_threshold(cands, scores, right, [("p",), ("q",), ()], max_withheld=0.0)
+    assert point(t, cands, scores, right, [("p",), ("q",), ()])["answered"] == 0.0
+    # a right answer at the top still wins, and a score of 1 cannot be outbid (thresholds are probabilities)
+    assert choose_threshold(["a", "z"], [0.9, 0.2], [True, False], [("a",), ()])[0] == 0.9
+    assert choose_threshold(["z"], [1.0], [False], [()])[0] <= 1.0

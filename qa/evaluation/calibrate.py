@@ -26,6 +26,7 @@ whenever a call names no ``min_score``.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -110,14 +111,18 @@ def choose_threshold(candidates: Sequence[str], scores: Sequence[float], right: 
     """(threshold, criterion, note) by the rule in the module docstring.
 
     ``precision`` and ``max_withheld`` are fractions in [0, 1]. Candidate
-    thresholds are 0 and every candidate's own score (exact, so "at least t"
-    keeps it)."""
+    thresholds are 0, every candidate's own score (exact, so "at least t"
+    keeps it) and the next thousandth above the highest (none is shown)."""
     if precision is not None and max_withheld is not None:
         raise ArgumentError("give either precision or max_withheld, not both")
     for name, v in (("precision", precision), ("max_withheld", max_withheld)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0):
             raise ArgumentError(f"{name} must be a fraction between 0 and 1, not {v!r}")
     grid = sorted({0.0, *(float(s) for c, s in zip(candidates, scores) if c)})
+    # and one above every score (declines every question; thresholds are probabilities, so none above 1)
+    above = min(1.0, math.floor(grid[-1] * 1000) / 1000 + 0.001)
+    if above > grid[-1]:
+        grid.append(above)
     pts = [point(t, candidates, scores, right, golds) for t in grid]
     note = ""
     if precision is not None:
