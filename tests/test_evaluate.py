@@ -738,3 +738,27 @@ def test_the_table_names_the_operating_threshold_as_it_was_used():
 
     rows = {"a": {"n": 1, "threshold": 0.125}, "b": {"n": 1, "threshold": 0.2387}, "c": {"n": 1, "threshold": 0.11}}
     assert format_table(rows).splitlines()[-1] == "threshold: 0.11, 0.125, 0.2387"
+
+
+def test_retrieval_only_latency_in_the_p50_column_is_a_median(monkeypatch):
+    """--retrieval-only put the mean time a question (all batches' time / n) in the
+    table's "p50 ms" column, with no p95: one slow batch moved the "median"."""
+    from qa.evaluation import runs
+    from qa.evaluation.report import format_table
+
+    clock = iter([0.0, 0.010, 1.0, 1.010, 2.0, 2.010, 3.0, 3.100])  # batches of one: 10, 10, 10, 100 ms
+    monkeypatch.setattr(runs.time, "perf_counter", lambda: next(clock))
+
+    class Retriever:
+        def retrieve(self, questions, top_k=None, mode=None):
+            return [[Chunk("d", 0, 1, "x")] for _ in questions]
+
+    gold = [ev.GoldQuestion(f"q{i}", "Who?", ("Ann",), "d") for i in range(4)]
+    run = runs.Run("bm25", gold)
+    runs.run_retrieval(Retriever(), run, None, 5, 1)
+    r = runs.summarise(run, None)
+    assert r["retrieval"]["latency_ms"]["p50"] == pytest.approx(10.0)
+    assert r["retrieval"]["latency_ms"]["p95"] == pytest.approx(86.5)
+    assert r["retrieval"]["ms_per_question"] == pytest.approx(32.5)  # the mean, as before
+    row = format_table({"bm25": r}).splitlines()[2].split()
+    assert row[-3:] == ["10.0", "86.5", "-"]  # p50, p95, build s

@@ -29,8 +29,8 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
             _fmt(r.get("citation_accuracy"), pct=True), _fmt(ret.get("recall@1"), pct=True),
             _fmt(ret.get("recall@5"), pct=True), _fmt(ret.get("recall@10"), pct=True),
             _fmt(ret.get("mrr"), pct=True),
-            _fmt(lat.get("p50") if lat else ret.get("ms_per_question")),
-            _fmt(lat.get("p95") if lat else None), _fmt(r.get("index_build_s")),
+            _fmt(lat.get("p50") if lat else ret.get("latency_ms", {}).get("p50")),
+            _fmt(lat.get("p95") if lat else ret.get("latency_ms", {}).get("p95")), _fmt(r.get("index_build_s")),
         ])
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     line = "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths)))
@@ -38,7 +38,7 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     hows = sorted({r["latency_ms"]["how"] for r in results.values() if "latency_ms" in r})
     notes = ["(EM/F1/accuracies ×100 at the operating threshold; R@k, MRR and citation accuracy in %; "
              "p50/p95: per-question latency, " + ("; ".join(hows) if hows else
-                                                  "here retrieval alone, batched: batch time / n") + ")"]
+                                                  "here retrieval alone, batched: batch time / batch size") + ")"]
     thresholds = {r.get("threshold") for r in results.values() if r.get("threshold") is not None}
     if thresholds:
         notes.append("threshold: " + ", ".join(f"{t:.4g}" for t in sorted(thresholds)))

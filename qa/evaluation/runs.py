@@ -36,7 +36,8 @@ class Run:
     ranks: list[int | None] = field(default_factory=list)
     latencies_ms: list[float | None] = field(default_factory=list)  # None: not timed (from a cache)
     latency_kind: str = ""
-    retrieval_ms: float | None = None  # per question, batched
+    retrieval_ms: float | None = None  # per question, batched: all batches' time / n
+    retrieval_latencies_ms: list[float] = field(default_factory=list)  # per question: its batch's time / batch size
     index_build_s: float | None = None
 
 
@@ -52,7 +53,7 @@ def _progress(total: int, desc: str):
 
 
 def run_retrieval(qa: Any, run: Run, mode: str | None, depth: int, batch_size: int) -> None:
-    """Gold-document ranks from ``qa.retrieve`` (batched; time per question = batch / n)."""
+    """Gold-document ranks from ``qa.retrieve`` (batched; time per question = its batch's time / batch size)."""
     qs = [g.question for g in run.gold]
     run.ranks = [None] * len(qs)
     total = 0.0
@@ -60,7 +61,9 @@ def run_retrieval(qa: Any, run: Run, mode: str | None, depth: int, batch_size: i
         for a, b in _batches(len(qs), batch_size):
             t0 = time.perf_counter()
             chunks = qa.retrieve(qs[a:b], top_k=depth, mode=mode)
-            total += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            total += dt
+            run.retrieval_latencies_ms.extend([1000.0 * dt / (b - a)] * (b - a))
             for i, cs in zip(range(a, b), chunks):
                 if run.gold[i].doc_id is not None:
                     run.ranks[i] = gold_rank((c.doc_id for c in cs), run.gold[i].doc_id)
@@ -152,6 +155,10 @@ def summarise(run: Run, threshold: float | None, subset: Sequence[int] | None = 
         out["retrieval"]["recall_curve"] = retrieval_metrics([run.ranks[i] for i in scored], range(1, 21))
         if run.retrieval_ms is not None:
             out["retrieval"]["ms_per_question"] = run.retrieval_ms
+        if len(run.retrieval_latencies_ms) == len(run.gold):
+            rl = [run.retrieval_latencies_ms[i] for i in idx]
+            out["retrieval"]["latency_ms"] = {"p50": percentile(rl, 50), "p95": percentile(rl, 95),
+                                              "mean": statistics.fmean(rl) if rl else None}
     if run.candidates:
         golds = [run.gold[i].answers for i in idx]
         cands = [run.candidates[i] for i in idx]
