@@ -224,11 +224,11 @@ class PagesConfig:
 
     def __post_init__(self) -> None:
         if not 0.25 <= self.scale <= 6.0:
-            raise ValueError("pages.scale must be between 0.25 and 6")
+            raise ConfigError("pages.scale must be between 0.25 and 6")
         if self.max_cache_bytes < 0 or self.max_cache_files < 0:
-            raise ValueError("pages cache bounds must be >= 0")
+            raise ConfigError("pages cache bounds must be >= 0")
         if not 0.05 <= self.band <= 1.0:
-            raise ValueError("pages.band is a share of the page height in [0.05, 1]")
+            raise ConfigError("pages.band is a share of the page height in [0.05, 1]")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qa.config import ChunkingConfig, ReaderConfig, RetrievalConfig, StoreConfig
+from qa.config import ChunkingConfig, PagesConfig, ReaderConfig, RetrievalConfig, StoreConfig
 from qa.errors import ConfigError, QAError
 
 
@@ -12,6 +12,11 @@ from qa.errors import ConfigError, QAError
     lambda: RetrievalConfig(mode="nope"),
     lambda: RetrievalConfig(top_k=0),
     lambda: ReaderConfig(min_score=1.5),
+    # PagesConfig raised a bare ValueError, so `except QAError` (and the CLI's one-line
+    # errors) missed a bad pages setting, unlike every other setting's
+    lambda: PagesConfig(scale=10),
+    lambda: PagesConfig(max_cache_bytes=-1),
+    lambda: PagesConfig(band=2),
 ])
 def test_a_bad_setting_is_a_config_error(make):
     with pytest.raises(ConfigError) as e:
