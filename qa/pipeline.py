@@ -142,7 +142,7 @@ class QA:
         models: which engine runs is only known once they are loaded."""
         import os
 
-        from qa.engine import cpu_has_bf16, cpu_info, file_sha256, measured_choices
+        from qa.engine import candidates, cpu_has_bf16, cpu_info, file_sha256, measured_choices
 
         store = self.store
         m = store.manifest
@@ -151,7 +151,10 @@ class QA:
         threshold, source = self.answerer.operating_point()
 
         def model(role: str, ident: dict[str, Any], engine_id: Any, weights: str | None) -> dict[str, Any]:
-            measured = next((r for r in measured_choices(engine, weights) if r.get("role") == role), None) \
+            # the measurement behind this choice: the same candidates as this run times
+            bf16 = self.settings.bf16 and (role != "reader" or self.settings.reader.bf16)
+            names = candidates(engine, role, bf16)
+            measured = next((r for r in measured_choices(engine, weights, names) if r.get("role") == role), None) \
                 if weights else None
             return {**ident, "engine": engine_id,
                     "auto_measured_cpu_s": measured.get("cpu_seconds") if measured else None}

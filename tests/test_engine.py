@@ -160,6 +160,31 @@ def test_auto_measures_once_per_machine_and_caches_the_choice(tiny_bert, tmp_pat
     assert engine.measured_choices(cfg, "34" * 32) == []
 
 
+def test_info_shows_the_measurement_made_for_the_engines_it_could_choose_from(tmp_path, write_docs):
+    """``qa info`` showed the newest measurement of the weights on this CPU, whichever candidates it timed:
+    after one run with QA_BF16=0 (or int8 allowed), a machine running torch-bf16 said
+    'on torch-bf16 (auto measured CPU s: torch 0.598, onnx 0.296)', the numbers of another choice."""
+    from dataclasses import replace
+
+    from qa.engine.cpu import cpu_info
+    from tests.fakes import make_fake_qa
+
+    cfg = EngineConfig(cache_dir=tmp_path / "engines")
+    current = engine.candidates(cfg, "embedder", True)
+    other = [*current, "onnx-int8"]  # a run that allowed int8 for the embedder
+    cpu = cpu_info()["model"]
+    record = {"role": "embedder", "weights": "fake-weights-0", "cpu": cpu}
+    (tmp_path / "engines").mkdir()
+    (tmp_path / "engines" / "choices.json").write_text(json.dumps({
+        "a": {**record, "engine": "torch", "candidates": current, "cpu_seconds": {n: 1.0 for n in current},
+              "measured": "2026-12-07 01:00:00"},
+        "b": {**record, "engine": "onnx-int8", "candidates": other, "cpu_seconds": {n: 2.0 for n in other},
+              "measured": "2026-12-07 02:00:00"}}))
+    qa = make_fake_qa(index_dir=tmp_path / "idx", corpus_dir=write_docs({"a.txt": "Alpha."}),
+                      settings=replace(Settings(), engine=cfg))
+    assert qa.info()["embedder"]["auto_measured_cpu_s"] == {n: 1.0 for n in current}
+
+
 def test_the_probe_is_shaped_like_a_real_call_and_its_shape_is_part_of_the_choice(tiny_bert, tmp_path):
     """An 8-row probe overstated ONNX for the reader (1.53x vs 1.02x on real 32-window batches): the probe
     takes one real call's rows, and a choice measured with another probe shape is measured again."""

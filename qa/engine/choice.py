@@ -192,12 +192,16 @@ def choose(spec: ModelSpec, config: EngineConfig, build: Callable[[str], Runner]
         return engine
 
 
-def measured_choices(config: EngineConfig, weights_sha256: str) -> list[dict[str, Any]]:
+def measured_choices(config: EngineConfig, weights_sha256: str,
+                     names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """``auto``'s recorded measurements for these weights on this CPU, newest first
-    (what ``qa info`` shows next to the engine that runs)."""
+    (what ``qa info`` shows next to the engine that runs); with ``names``, only those
+    that timed exactly these candidates (``candidates(...)``): a run with ``QA_BF16=0``
+    or int8 allowed records another choice for the same weights."""
     cpu = cpu_info()["model"]
     records = _read_choices(Path(config.cache_dir).expanduser() / "choices.json").values()
-    mine = [r for r in records if isinstance(r, dict) and r.get("weights") == weights_sha256 and r.get("cpu") == cpu]
+    mine = [r for r in records if isinstance(r, dict) and r.get("weights") == weights_sha256 and r.get("cpu") == cpu
+            and (names is None or r.get("candidates") == list(names))]
     return sorted(mine, key=lambda r: str(r.get("measured", "")), reverse=True)
 
 
