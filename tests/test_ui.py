@@ -106,6 +106,20 @@ def test_evaluation_shows_scores_misses_curve_and_stores_a_threshold_ask_uses(qa
     assert stored["n"] == 4 and stored["reader_fingerprint"]
 
 
+def test_the_tune_tab_names_thresholds_as_they_are_used(qa_with_pdf):
+    """The tab showed the threshold in use to two decimals (0.125 read "0.12", and a
+    guess at 0.121 was "below the 0.12 threshold"), the suggestion to three: both now
+    as `qa eval` names them (up to four significant digits)."""
+    from dataclasses import replace
+
+    ev = evaluate(qa_with_pdf, gold_questions(), "best F1")
+    ev = replace(ev, threshold=0.125, report=replace(ev.report, threshold=0.2387))
+    text = summary_markdown(ev)
+    assert "**0.125**" in text and "0.2387" in text, text
+    labels = [t.get_text() for t in curve_plot(ev).axes[0].get_legend().get_texts()]
+    assert "in use (0.125)" in labels and "suggested (0.2387)" in labels, labels
+
+
 def test_evaluation_refuses_an_empty_gold_file(qa_with_pdf):
     from qa.errors import QAError
 

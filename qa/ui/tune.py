@@ -93,14 +93,14 @@ def summary_markdown(ev: Evaluation) -> str:
     m, a = ev.metrics, ev.report.at_threshold
     lines = [
         f"**{ev.n} questions** ({m['n_answerable']} answerable, {m['n_unanswerable']} not in the documents), "
-        f"at the threshold in use now (**{ev.threshold:.2f}**):",
+        f"at the threshold in use now (**{ev.threshold:.4g}**):",
         "",
         "| EM | F1 | answered | declined (of not in the documents) |",
         "|---:|---:|---:|---:|",
         f"| {m['em']:.1f} | {m['f1']:.1f} | {_pct(m['answered'])} | "
         f"{_pct(_declined(m))} |",
         "",
-        f"**Suggested threshold: {ev.report.threshold:.3f}** ({md_escape(ev.report.criterion['rule'])}): "
+        f"**Suggested threshold: {ev.report.threshold:.4g}** ({md_escape(ev.report.criterion['rule'])}): "
         f"precision {_pct(a['precision'])}, withheld {_pct(a['withheld'])} of the right answers, "
         f"F1 {a['f1']:.1f}, answered {_pct(a['answered'])}.",
     ]
@@ -138,8 +138,8 @@ def curve_plot(ev: Evaluation):
                                       ("answered", "answered", "-.", "#16a34a")):
         ys = [p[key] if p[key] is not None else float("nan") for p in pts]
         ax.plot(xs, ys, style, label=label, linewidth=1.8, color=colour)
-    ax.axvline(ev.threshold, color="grey", linewidth=1, label=f"in use ({ev.threshold:.2f})")
-    ax.axvline(ev.report.threshold, color="#dc2626", linewidth=1.5, label=f"suggested ({ev.report.threshold:.2f})")
+    ax.axvline(ev.threshold, color="grey", linewidth=1, label=f"in use ({ev.threshold:.4g})")
+    ax.axvline(ev.report.threshold, color="#dc2626", linewidth=1.5, label=f"suggested ({ev.report.threshold:.4g})")
     ax.set_title("Precision and withheld answers along the threshold", fontsize=10)
     ax.set_xlim(0, 1)
     ax.set_ylim(-2, 104)
@@ -205,7 +205,7 @@ def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> tuple[Any
             log.exception("evaluation from the page failed")
             return (f"⚠ Something went wrong: {md_escape(type(e).__name__)}: {md_escape(without_server_paths(e))}", None, None, None,
                     gr.update(interactive=False), None, "")
-        label = f"Store threshold {ev.report.threshold:.3f} for this index"
+        label = f"Store threshold {ev.report.threshold:.4g} for this index"
         return (summary_markdown(ev), misses_table(ev), curve_plot(ev), ev.examples,
                 gr.update(interactive=True, value=label), ev.report.record, "")
 
@@ -222,7 +222,7 @@ def build_tune_tab(qa_instance, min_score_slider, credentials=None) -> tuple[Any
         in_use = float(qa_instance.threshold)
         note = ("" if abs(in_use - t) < 1e-9 else
                 f" (note: the settings fix the threshold at {in_use:.3f}, which overrides it)")
-        return (f"Stored threshold **{t:.3f}** with the index ({md_escape(where.name)}): answers below it now say "
+        return (f"Stored threshold **{t:.4g}** with the index ({md_escape(where.name)}): answers below it now say "
                 f"\"the documents don't say\"{note}.", gr.update(value=min(1.0, max(0.0, in_use))))
 
     run_btn.click(run, [gold_file, criterion, target], [summary, misses, plot, per_q, store_btn, state, stored],
