@@ -206,8 +206,8 @@ def load_or_predict(model_dir: Path, data: Path, cache: Path | None, n_offtopic:
 
 
 def ece(p: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error: the answered-weighted gap between mean probability and
-    accuracy over ``bins`` equal-width probability bins."""
+    """Expected calibration error: the gap between mean probability and accuracy in each of
+    ``bins`` equal-width probability bins, weighted by the share of all questions in it."""
     idx = np.minimum((p * bins).astype(int), bins - 1)
     return float(sum(abs(p[idx == b].mean() - right[idx == b].mean()) * (idx == b).sum()
                      for b in range(bins) if (idx == b).any()) / max(1, len(p)))
