@@ -394,3 +394,20 @@ def test_best_f1_can_choose_to_decline_every_question():
     # a right answer at the top still wins, and a score of 1 cannot be outbid (thresholds are probabilities)
     assert choose_threshold(["a", "z"], [0.9, 0.2], [True, False], [("a",), ()])[0] == 0.9
     assert choose_threshold(["z"], [1.0], [False], [()])[0] <= 1.0
+
+
+def test_the_printed_curve_keeps_its_columns_on_the_chosen_row():
+    """The '<- chosen' mark was part of the declined cell, so that column was as wide as
+    the mark and every other row's figure stood far to the right of the chosen row's."""
+    from qa.evaluation.calibrate import CalibrationReport
+
+    cands, scores = ["a", "b", "", "c"], [0.9, 0.4, 0.2, 0.05]
+    right, golds = [True, False, False, False], [["a"], ["x"], [], []]
+    curve = [point(t, cands, scores, right, golds) for t in (0.0, 0.1, 0.5, 0.95)]
+    report = CalibrationReport(0.5, {"rule": "best F1"}, point(0.5, cands, scores, right, golds), curve, 4, 2)
+    rows = report.format().split("\n")
+    header = next(i for i, line in enumerate(rows) if line.lstrip().startswith("threshold"))
+    table = rows[header + 2: header + 6]
+    assert len(table) == 4 and table[2].endswith("  <- chosen"), table
+    ends = {len(line.removesuffix("  <- chosen")) for line in table}
+    assert ends == {len(rows[header])}, table  # every row's last figure ends under "declined"

@@ -57,16 +57,17 @@ class CalibrationReport:
 
     def format(self) -> str:
         cols = ["threshold", "answered", "precision", "withheld", "F1", "declined"]
-        rows = []
+        rows, marks = [], []
         points = sorted({round(p["threshold"], 4): p for p in self.curve}.values(), key=lambda p: p["threshold"])
         for p in points:
-            mark = "  <- chosen" if abs(p["threshold"] - self.threshold) < 1e-9 else ""
+            # the mark goes after the row: inside the last cell it set that column's width
+            marks.append("  <- chosen" if abs(p["threshold"] - self.threshold) < 1e-9 else "")
             rows.append([f"{p['threshold']:.3f}", _pct(p["answered"]), _pct(p["precision"]), _pct(p["withheld"]),
-                         f"{p['f1']:.1f}", _pct(p["declined"]) + mark])
+                         f"{p['f1']:.1f}", _pct(p["declined"])])
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
         lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
         lines.append("-" * len(lines[0]))
-        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) + mark for r, mark in zip(rows, marks)]
         a = self.at_threshold
         head = (f"{self.n} gold questions ({self.n_answerable} answerable). Chosen threshold {self.threshold:.3f} "
                 f"({self.criterion['rule']}): precision {_pct(a['precision'])}, withheld {_pct(a['withheld'])} "
