@@ -762,3 +762,13 @@ def test_retrieval_only_latency_in_the_p50_column_is_a_median(monkeypatch):
     assert r["retrieval"]["ms_per_question"] == pytest.approx(32.5)  # the mean, as before
     row = format_table({"bm25": r}).splitlines()[2].split()
     assert row[-3:] == ["10.0", "86.5", "-"]  # p50, p95, build s
+
+
+def test_the_eval_index_help_states_the_real_default(monkeypatch):
+    """`qa eval --help` said "default: index/ for GOLD": wrong under QA_INDEX_DIR (and
+    outside a checkout); GOLD is asked of the default index, kept in step with its folder."""
+    monkeypatch.setenv("QA_INDEX_DIR", "/srv/qa/myindex")
+    monkeypatch.setenv("QA_CORPUS_DIR", "/srv/qa/mydocs")
+    action = next(a for a in evcli.build_parser()._actions if "--index" in a.option_strings)
+    assert "/srv/qa/myindex" in action.help and "kept in step with /srv/qa/mydocs" in action.help, action.help
+    assert "index/ for" not in action.help and "temporary" in action.help

@@ -62,6 +62,17 @@ _positive_int = _number(int, "a whole number", lambda n: n >= 1, "at least 1")
 _probability = _number(float, "a number", lambda x: 0.0 <= x <= 1.0, "a probability between 0 and 1")
 
 
+def _index_help() -> str:
+    """The default as the settings have it now (QA_INDEX_DIR, else the checkout's index/,
+    else ./index), and the folder it is kept in step with: a fixed "index/" was wrong."""
+    from qa.config import Settings
+
+    s = Settings()
+    follows = f", kept in step with {s.corpus_dir}" if s.corpus_dir is not None else ""
+    return (f"index folder (default for GOLD: {s.index_dir}{follows}; for --squad open a temporary one; "
+            "an existing one is reused)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qa eval", description="Evaluate qa on gold questions (official SQuAD scoring).")
     p.add_argument("gold", nargs="?", help="gold JSONL: {id, question, answers[, doc_id]} per line")
@@ -69,8 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("open", "reader"), default="open",
                    help="SQuAD: 'reader' gives the gold paragraph to the reader; 'open' indexes every "
                         "paragraph and asks without it (default)")
-    p.add_argument("--index", help="index folder (default: index/ for GOLD, a temporary one for --squad open; "
-                                   "an existing one is reused)")
+    p.add_argument("--index", help=_index_help().replace("%", "%%"))
     p.add_argument("--limit", type=_positive_int, help="first N questions only")
     p.add_argument("--articles", help="SQuAD: comma-separated article titles")
     p.add_argument("--held-out", action="store_true", help="SQuAD: the fixed held-out articles only")
