@@ -43,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Web chat over your documents.")
     p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"),
                    help="interface to listen on (default 127.0.0.1, env QA_HOST)")
-    p.add_argument("--port", type=port_number, default=os.environ.get("QA_PORT", "7860"),  # (type applies to it)
-                   help="port (default 7860, env QA_PORT)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default 7860, env QA_PORT)")
     p.add_argument("--index", help=index_help().replace("%", "%%"))
     p.add_argument("--concurrency", type=positive_int, default=32,
                    help="questions taken at once, answered together in batches (default 32)")
@@ -59,8 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, with QA_PORT read when --port is not given: checked here, so a bad
+    QA_PORT is named as such (as a default of --port it read "argument --port: ...")."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = port_number(os.environ.get("QA_PORT", "7860"))
+        except argparse.ArgumentTypeError as e:
+            parser.error(f"QA_PORT={os.environ['QA_PORT']!r}: {e}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:  # before any model loads: an unsafe launch is refused at once
         credentials = load_credentials(args.auth_file)

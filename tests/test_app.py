@@ -338,13 +338,13 @@ def test_a_chat_over_an_index_emptied_by_removals_points_to_the_upload_panel(tmp
 def test_cli_flags_and_environment(monkeypatch):
     import app
 
-    args = app.build_parser().parse_args([])
+    args = app.parse_args([])
     assert (args.host, args.port, args.index) == ("127.0.0.1", 7860, None)
     monkeypatch.setenv("QA_HOST", "0.0.0.0")
     monkeypatch.setenv("QA_PORT", "8123")
-    args = app.build_parser().parse_args([])
+    args = app.parse_args([])
     assert (args.host, args.port) == ("0.0.0.0", 8123)
-    args = app.build_parser().parse_args(["--host", "::1", "--port", "9000", "--index", "/x"])
+    args = app.parse_args(["--host", "::1", "--port", "9000", "--index", "/x"])
     assert (args.host, args.port, args.index) == ("::1", 9000, "/x")
 
 
