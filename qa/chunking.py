@@ -38,6 +38,10 @@ def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
+#: Initials written together ("R.J" of "R.J. Palacio", "J.R.R"), as one letter is.
+_INITIALS = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
+
+
 def _is_abbreviation(text: str, dot: int) -> bool:
     """True when the '.' at ``dot`` closes an abbreviation or an initial."""
     if text[dot] != ".":
@@ -46,7 +50,7 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     while j > 0 and not text[j - 1].isspace():
         j -= 1
     word = text[j:dot].lower().lstrip("(\"'“‘")
-    if word in _ABBREV or (len(word) == 1 and word.isalpha()):
+    if word in _ABBREV or (len(word) == 1 and word.isalpha()) or _INITIALS.fullmatch(word):
         return True
     k = dot + 1
     while k < len(text) and text[k].isspace():

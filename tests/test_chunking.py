@@ -149,6 +149,11 @@ def test_no_chunk_only_repeats_the_previous_one():
     ("A heading\n\nA paragraph without a full stop\n\nAnother", ["A heading", "A paragraph without a full stop",
                                                                 "Another"]),
     ("J. R. R. Tolkien wrote it. Fine.", ["J. R. R. Tolkien wrote it.", "Fine."]),
+    # initials written together: "R.J. Palacio" was cut after "R.J.", so the reader, which keeps
+    # an answer inside one sentence, could not answer "the 2012 novel by R.J. Palacio"
+    ("It is based on the novel by R.J. Palacio. It sold.", ["It is based on the novel by R.J. Palacio.",
+                                                              "It sold."]),
+    ("H.G. Wells and J.R.R. Tolkien wrote. Fine.", ["H.G. Wells and J.R.R. Tolkien wrote.", "Fine."]),
 ])
 def test_sentence_splitting(text, expected):
     assert [text[s:e] for s, e in split_sentences(text)] == expected
