@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qa.config import ROOT
+from qa.engine import cpu_info
 from qa.pipeline import QA
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: seeds/ and tests/gold/
 
 
 def main() -> None:
@@ -45,6 +47,8 @@ def main() -> None:
                 t = time.perf_counter()
                 qa.ask(q)
                 times.append((time.perf_counter() - t) * 1000)
+    cpu = cpu_info()
+    print(f"# {cpu['model']} ({', '.join(cpu['flags']) or 'no bf16/AVX-512 flags'}), {cpu['cores']} cores")
     print(f"threads {torch.get_num_threads()}; corpus: {len(store.documents)} document(s), {len(store)} chunks")
     print(f"model load        {load_s:8.2f} s")
     print(f"index build       {build_s:8.2f} s  (chunk + embed + FAISS + BM25 + atomic save)")

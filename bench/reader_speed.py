@@ -23,7 +23,6 @@ import torch
 from qa.evaluation import squad
 from qa.config import EngineConfig, ReaderConfig
 from qa.reader import SpanReader
-from qa.training.train_reader import DEFAULT_DATA
 
 
 def variants(reader: SpanReader) -> dict[str, tuple[torch.nn.Module, bool]]:
@@ -71,7 +70,7 @@ def main() -> None:
           f"threads {torch.get_num_threads()}, {args.length} tokens, batch {args.batch}")
     exs = []
     if args.f1:
-        exs = squad.select(squad.load_squad(DEFAULT_DATA / "dev-v1.1.json"), include=squad.HELD_OUT_ARTICLES)
+        exs = squad.select(squad.load_squad(squad.squad_dir() / "dev-v1.1.json"), include=squad.HELD_OUT_ARTICLES)
     print(f"{'variant':15s} {'windows/s':>10s} {'ms/window':>10s} {'speed-up':>9s}" + ("   EM     F1    s" if exs else ""))
     base_rate = None
     for name, (model, bf16) in variants(reader).items():
