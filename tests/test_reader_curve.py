@@ -320,3 +320,26 @@ def test_cooldown_needs_an_export(tmp_path, capsys):
     runs, target, curve_path = _run_with_export(tmp_path, 2275, 75.7)
     assert reader_runs.ship(runs, target=target, curve_path=curve_path, cooled=True, calibrate=never) == 1
     assert "no cooldown in" in capsys.readouterr().err
+
+
+def test_a_relative_runs_folder_keeps_the_checkpoint_outside_the_code_snapshot(tmp_path, monkeypatch):
+    """``--runs runs`` (or ``make ... RUNS=runs``): the run is started in ``RUNS/code``, so a relative
+    ``--out`` put its checkpoint inside the snapshot, which the next ``start`` wipes (progress lost)."""
+    import stat
+    import time
+
+    seen = tmp_path / "argv.txt"
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\n{{ pwd; echo "$@"; }} > {seen}.tmp && mv {seen}.tmp {seen}\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(reader_runs, "snapshot_code", lambda target: target.mkdir(parents=True, exist_ok=True))
+    monkeypatch.chdir(tmp_path)
+    assert reader_runs.start(Path("runs"), tmp_path, python=str(fake)) == 0
+    deadline = time.time() + 20
+    while not seen.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    cwd, argv = seen.read_text().splitlines()
+    args = argv.split()
+    out = Path(cwd) / args[args.index("--out") + 1]  # as the training resolves it
+    assert out == tmp_path / "runs" / "full"
+    assert not out.is_relative_to(tmp_path / "runs" / "code")

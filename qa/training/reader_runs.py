@@ -157,6 +157,9 @@ def lower_priority(pid: int, nice: int = 19, proc: Path = Path("/proc")) -> bool
 
 
 def start(runs: Path, data: Path, threads: int = 2, python: str = sys.executable) -> int:
+    # absolute: the run works in RUNS/code, where a relative --out would put its checkpoint inside the
+    # snapshot that the next start replaces
+    runs, data = Path(runs).resolve(), Path(data).resolve()
     pid = running_pid(runs)
     if pid is not None:
         print(f"the reader run is already going (pid {pid}); nothing started. "
