@@ -128,6 +128,10 @@ class PackError(QAError):
     """A data pack or a set of weight parts is missing, truncated or damaged (sha256 mismatch)."""
 
 
+class CheckpointError(QAError):
+    """A training checkpoint that cannot be resumed or exported: truncated, or of another model."""
+
+
 class DocumentFieldError(QAError, ValueError):
     """A ``Document`` field the index could not store and read back unchanged
     (an id that is not a non-empty, printable, relative name; a blank text;

@@ -188,3 +188,67 @@ def test_a_fresh_run_can_start_where_its_init_weights_left_the_schedule(tmp_path
     (val,) = [json.loads(x) for x in (tmp_path / "run" / "val.jsonl").read_text().splitlines()]
     assert val["step"] == total  # it went on from step 3 to the schedule's end
     assert f"done: {total} steps" in log
+
+
+def _damaged_checkpoints(run):
+    """A truncated checkpoint (a copy cut short) and one of another model (same keys, other weights)."""
+    import torch
+
+    run.mkdir(parents=True, exist_ok=True)
+    buf = run / "whole.pt"
+    torch.save({"model": {"w": torch.zeros(3)}, "opt": {}, "sched": {}, "step": 50, "args": {"batch_size": 32}}, buf)
+    whole = buf.read_bytes()
+    buf.unlink()
+    return {"truncated": whole[: len(whole) // 2], "other model": whole}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other model"])
+def test_exporting_a_damaged_or_foreign_checkpoint_is_one_line_and_leaves_it(tmp_path, capsys, damage):
+    from qa.config import SHIPPED_READER
+    from qa.training import train_reader
+
+    run = tmp_path / "run"
+    data = _damaged_checkpoints(run)[damage]
+    (run / "checkpoint.pt").write_bytes(data)
+    rc = train_reader.main(["--export-checkpoint", "--out", str(run), "--export", str(tmp_path / "export"),
+                            "--init", str(SHIPPED_READER)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    (line,) = [ln for ln in err.splitlines() if "error:" in ln]
+    assert str(run / "checkpoint.pt") in line
+    assert ("cannot be read" if damage == "truncated" else "another model") in line
+    assert (run / "checkpoint.pt").read_bytes() == data  # the run's progress stays
+    assert not (tmp_path / "export").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other model"])
+def test_resuming_from_a_damaged_or_foreign_checkpoint_refuses_and_keeps_it(tmp_path, capsys, damage):
+    """A resume must not train on (and overwrite) a checkpoint it cannot load: one line, nothing written."""
+    from qa.config import SHIPPED_READER
+    from qa.training import train_reader
+
+    squad_dir = _tiny_squad(tmp_path / "squad")
+    run = tmp_path / "run"
+    data = _damaged_checkpoints(run)[damage]
+    (run / "checkpoint.pt").write_bytes(data)
+    rc = train_reader.main(["--mix", "full", "--data", str(squad_dir), "--init", str(SHIPPED_READER),
+                            "--out", str(run), "--epochs", "1", "--batch-size", "2", "--save-every", "1",
+                            "--eval-every", "0", "--eval-questions", "0", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "error: " + str(run / "checkpoint.pt") in err
+    assert (run / "checkpoint.pt").read_bytes() == data
+    assert not (run / "val.jsonl").exists()
+
+
+def test_reader_runs_export_stops_at_an_unreadable_checkpoint(tmp_path, capsys):
+    from qa.training import reader_runs
+
+    run = tmp_path / "runs" / reader_runs.RUN
+    data = _damaged_checkpoints(run)["truncated"]
+    (run / "checkpoint.pt").write_bytes(data)
+    curve = tmp_path / "curve.json"
+    assert reader_runs.export(tmp_path / "runs", None, curve_path=curve) == 1
+    assert "cannot be read" in capsys.readouterr().err
+    assert (run / "checkpoint.pt").read_bytes() == data and not curve.exists()
+    assert not list(run.glob("exports/step-*"))

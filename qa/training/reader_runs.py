@@ -243,8 +243,10 @@ def export(runs: Path, data: Path | None, curve_path: Path = reader_curve.CURVE_
         print(f"no checkpoint in {run} yet: nothing to export", file=sys.stderr)
         return 1
     tmp = run / "exports" / "latest.tmp"
-    train_reader.main(["--export-checkpoint", "--out", str(run), "--export", str(tmp),
-                       "--init", str(REPO / "qa" / "models" / "reader")])
+    rc = train_reader.main(["--export-checkpoint", "--out", str(run), "--export", str(tmp),
+                            "--init", str(REPO / "qa" / "models" / "reader")])
+    if rc:  # it said why (an unreadable checkpoint, another model's); the run and its checkpoint are untouched
+        return rc
     record = json.loads((tmp / "training.json").read_text())
     step = int(record["step"])
     target = run / "exports" / f"step-{step}"

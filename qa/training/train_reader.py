@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.chunking import split_sentences
+from qa.errors import CheckpointError
 from qa.evaluation import squad
 
 log = logging.getLogger("qa.training.train_reader")
@@ -226,7 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export-checkpoint", action="store_true",
                    help="export the run's latest checkpoint to --export and stop (a run may still be going)")
     args = p.parse_args(argv)
+    try:
+        return train(args)
+    except CheckpointError as e:  # one line; the checkpoint stays as it is
+        log.error("error: %s", e)
+        return 1
 
+
+def train(args: argparse.Namespace) -> int:
     started = time.time()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -299,10 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = args.out / "checkpoint.pt"
     step = 0
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
+        state = load_checkpoint(ckpt, device)
+        load_weights(model, state, ckpt)
+        try:
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{ckpt}: its optimizer state does not fit this model ({e}); "
+                                  "resume it with the arguments it was started with") from e
         step = state["step"]
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
@@ -490,14 +502,41 @@ def validation_f1(model, tokenizer, examples: list[squad.SquadExample], device: 
                                   for e, sp in zip(examples, spans)]))
 
 
+def load_checkpoint(path: Path, device: str = "cpu") -> dict:
+    """A run's checkpoint, or ``CheckpointError`` saying why it cannot be used (it is never removed here)."""
+    import torch
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # torch raises pickle, zip and runtime errors alike for a damaged file
+        raise CheckpointError(f"{path} cannot be read ({type(e).__name__}: {e}): truncated or not a checkpoint; "
+                              "it is left as it is (move it away to start the run afresh)") from e
+    missing = [k for k in ("model", "step", "args") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a reader-training checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def load_weights(model, state: dict, path: Path) -> None:
+    """The checkpoint's weights into ``model``; ``CheckpointError`` when they are another model's."""
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        why = " ".join(ln.strip() for ln in str(e).splitlines()[1:] or [str(e)])
+        raise CheckpointError(f"{path} holds weights of another model than --init's ({why[:200]}...)") from e
+
+
 def export_checkpoint(run_dir: Path, target: Path, base) -> int:
     """Export the latest checkpoint of a (possibly still running) run."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ckpt = Path(run_dir) / "checkpoint.pt"
+    state = load_checkpoint(ckpt)
     model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
-    model.load_state_dict(state["model"])
+    load_weights(model, state, ckpt)
     batch = int(state["args"].get("batch_size", 32))
     export(model, AutoTokenizer.from_pretrained(base), target,
            state["args"] | {"step": state["step"], "windows": state["step"] * batch}, -1, -1)
