@@ -343,3 +343,41 @@ def test_a_relative_runs_folder_keeps_the_checkpoint_outside_the_code_snapshot(t
     out = Path(cwd) / args[args.index("--out") + 1]  # as the training resolves it
     assert out == tmp_path / "runs" / "full"
     assert not out.is_relative_to(tmp_path / "runs" / "code")
+
+
+def test_two_starts_at_once_start_one_run(tmp_path, monkeypatch, capsys):
+    """Two sessions' ``make train-reader-bg`` at the same moment: both found no live pid (the first
+    writes it only once its run is spawned) and started two runs on one checkpoint; one must refuse."""
+    import os
+    import signal
+    import stat
+    import threading
+    import time
+
+    spawned = tmp_path / "spawned"
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho $$ >> {spawned}\nexec sleep 30\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(reader_runs, "snapshot_code",  # git archive takes a while: both starts are inside it
+                        lambda target: time.sleep(0.5) or target.mkdir(parents=True, exist_ok=True))
+    monkeypatch.setattr(reader_runs, "record_origin", lambda runs: None)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    starts = [threading.Thread(target=reader_runs.start, args=(runs, tmp_path), kwargs={"python": str(fake)})
+              for _ in range(2)]
+    for t in starts:
+        t.start()
+    for t in starts:
+        t.join()
+    time.sleep(1.0)  # a second run, if one was started, has written its pid by now
+    pids = [int(x) for x in spawned.read_text().split()] if spawned.exists() else []
+    try:
+        assert len(pids) == 1, pids
+        assert int((runs / "train.pid").read_text()) == pids[0]
+        assert "nothing started" in capsys.readouterr().out
+        # and while it runs, a later start refuses as well
+        assert reader_runs.start(runs, tmp_path, python=str(fake)) == 0
+        assert "nothing started" in capsys.readouterr().out
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)

@@ -20,6 +20,7 @@ The run executes a snapshot of the committed tree (``git archive HEAD`` into
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -162,10 +163,32 @@ def start(runs: Path, data: Path, threads: int = 2, python: str = sys.executable
     runs, data = Path(runs).resolve(), Path(data).resolve()
     pid = running_pid(runs)
     if pid is not None:
+        return _already_going(pid)
+    runs.mkdir(parents=True, exist_ok=True)
+    # RUNS/train.lock, held from here by this start and then, inherited, by the run for as long as it lives:
+    # a second start refuses even before the first has written train.pid or its run has exec'd
+    lock = open(runs / "train.lock", "a")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _already_going(running_pid(runs))
+        return _spawn(runs, data, threads, python, lock.fileno())
+    finally:
+        lock.close()  # the run keeps its own copy of the lock
+
+
+def _already_going(pid: int | None) -> int:
+    if pid is None:
+        print("another `start` of the reader run is under way (or its run is still starting); nothing started. "
+              "See `make train-reader-status`.")
+    else:
         print(f"the reader run is already going (pid {pid}); nothing started. "
               f"See `make train-reader-status`; stop it with `kill {pid}` (it resumes from its checkpoint).")
-        return 0
-    runs.mkdir(parents=True, exist_ok=True)
+    return 0
+
+
+def _spawn(runs: Path, data: Path, threads: int, python: str, lock_fd: int) -> int:
     code = runs / "code"
     snapshot_code(code)
     ckpt = runs / RUN / "checkpoint.pt"
@@ -175,7 +198,8 @@ def start(runs: Path, data: Path, threads: int = 2, python: str = sys.executable
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(code))
     cmd = ["nice", "-n", "19", python, "-m", "qa.training.train_reader", *train_args(runs, data, threads)]
     proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(lock_fd,))
+    log_file.close()
     lower_priority(proc.pid)
     tmp = runs / "train.pid.tmp"
     tmp.write_text(f"{proc.pid}\n")
