@@ -381,3 +381,33 @@ def test_two_starts_at_once_start_one_run(tmp_path, monkeypatch, capsys):
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_full_or_unwritable_runs_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    """start, export, cooldown and ship write into the runs folder: a full disk or a runs path that cannot
+    be a folder gave an OSError traceback; one line now, and the run's checkpoint is left alone."""
+    import errno
+
+    from qa.training import train_reader
+
+    squad_dir = tmp_path / "squad"
+    squad_dir.mkdir()
+    (squad_dir / "dev-v1.1.json").write_text('{"data": []}')
+    not_a_folder = tmp_path / "runs-file"
+    not_a_folder.write_text("")
+    assert reader_runs.main(["start", "--runs", str(not_a_folder), "--data", str(squad_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(not_a_folder) in err and len(err.splitlines()) == 1
+
+    runs = tmp_path / "runs"
+    (runs / reader_runs.RUN).mkdir(parents=True)
+    (runs / reader_runs.RUN / "checkpoint.pt").write_bytes(b"weights")
+
+    def full(argv):
+        raise OSError(errno.ENOSPC, "No space left on device", str(runs / reader_runs.RUN / "exports"))
+
+    monkeypatch.setattr(train_reader, "main", full)
+    assert reader_runs.main(["export", "--runs", str(runs)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "No space left on device" in err and len(err.splitlines()) == 1
+    assert (runs / reader_runs.RUN / "checkpoint.pt").read_bytes() == b"weights"

@@ -445,20 +445,24 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     runs = Path(args.runs or ReaderRunConfig().runs_dir).expanduser()
     data = Path(args.data or squad.SQUAD_DIR).resolve()
-    if args.action == "start":
-        if not (data / "dev-v1.1.json").exists():
-            print(f"no SQuAD data in {data}: give --data DIR or set QA_DATA", file=sys.stderr)
-            return 2
-        return start(runs, data, args.threads)
-    if args.action == "status":
-        s = status(runs)
-        print(json.dumps(s, indent=1)) if args.json else print_status(s)
-        return 0
-    if args.action == "ship":
-        return ship(runs, args.step, cooled=args.cooled)
-    if args.action == "cooldown":
-        return cooldown(runs, args.data, args.step, args.threads)
-    return export(runs, args.data)
+    try:
+        if args.action == "start":
+            if not (data / "dev-v1.1.json").exists():
+                print(f"no SQuAD data in {data}: give --data DIR or set QA_DATA", file=sys.stderr)
+                return 2
+            return start(runs, data, args.threads)
+        if args.action == "status":
+            s = status(runs)
+            print(json.dumps(s, indent=1)) if args.json else print_status(s)
+            return 0
+        if args.action == "ship":
+            return ship(runs, args.step, cooled=args.cooled)
+        if args.action == "cooldown":
+            return cooldown(runs, args.data, args.step, args.threads)
+        return export(runs, args.data)
+    except (OSError, subprocess.CalledProcessError) as e:  # a full disk, a read-only or misplaced runs folder
+        print(f"error: {e} (runs folder {runs}); the run's checkpoint is untouched", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
