@@ -411,3 +411,18 @@ def test_a_full_or_unwritable_runs_folder_is_one_line(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "No space left on device" in err and len(err.splitlines()) == 1
     assert (runs / reader_runs.RUN / "checkpoint.pt").read_bytes() == b"weights"
+
+
+def test_reader_curve_cli_without_an_export_or_a_log_is_one_line(tmp_path, capsys):
+    """--validate a folder the export never reached, --run-log a log not written yet: one line, exit 1;
+    --plot of a curve in a folder not made yet writes it (the table's write had no folder)."""
+    assert reader_curve.main(["--validate", str(tmp_path / "exports" / "step-25")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no reader model at") and len(err.splitlines()) == 1
+    curve = tmp_path / "new" / "reader-curve.json"
+    assert reader_curve.main(["--run-log", str(tmp_path / "val.jsonl"), "--run", "r9", "--curve", str(curve)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "val.jsonl" in err and len(err.splitlines()) == 1
+    assert reader_curve.main(["--plot", "--curve", str(curve)]) == 0
+    assert curve.with_suffix(".md").exists() and curve.with_suffix(".png").exists()
+    assert "Traceback" not in capsys.readouterr().err

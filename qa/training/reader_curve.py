@@ -26,6 +26,7 @@ from pathlib import Path
 
 from qa._files import atomic_write_text
 from qa.config import ReaderRunConfig
+from qa.errors import QAError
 from qa.evaluation import squad
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -89,7 +90,10 @@ def validate(model_dir: Path, data_dir: Path | None = None, progress: bool = Tru
 
 def load_curve(path: Path = CURVE_JSON) -> dict:
     if path.exists():
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}): restore it (git checkout, or its last copy)") from e
     return {"shipped": None, "runs": {}, "points": []}
 
 
@@ -220,6 +224,7 @@ def plot(curve: dict, png: Path) -> None:
 
 def render(curve_path: Path = CURVE_JSON) -> None:
     curve = load_curve(curve_path)
+    curve_path.parent.mkdir(parents=True, exist_ok=True)
     write_table(curve, curve_path.with_suffix(".md"))  # the table and plot are derived: plain writes
     plot(curve, curve_path.with_suffix(".png"))
 
@@ -242,6 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give --validate DIR, --run-log FILE or --plot")
     if args.add and (not args.validate or args.windows is None):
         p.error("--add needs --validate DIR and --windows N")
+    if args.run_log and not args.run:
+        p.error("--run-log needs --run NAME")
+    try:
+        return _main(args)
+    except (QAError, OSError, ValueError) as e:  # no model in the folder, no log yet, a damaged curve file
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     curve = load_curve(args.curve)
     if args.validate:
         res = validate(args.validate, args.data)
@@ -253,8 +268,6 @@ def main(argv: list[str] | None = None) -> int:
             save_curve(curve, args.curve)
         print(ship_verdict(res["f1"], curve))
     if args.run_log:
-        if not args.run:
-            p.error("--run-log needs --run NAME")
         n = add_run_log(curve, args.run_log, args.run, args.origin_windows)
         save_curve(curve, args.curve)
         print(f"{n} periodic points of {args.run} on the curve")
