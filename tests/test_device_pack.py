@@ -113,3 +113,29 @@ def test_the_pack_holds_every_training_file():
     from qa.training.train_reader import DATA_MIXES
 
     assert set(DATA_MIXES["full"]) | {"dev-v1.1.json"} == set(device_pack.training_files())
+
+
+def test_a_missing_pack_or_a_meta_of_another_format_is_a_pack_error(parts, tmp_path):
+    """The sums came with the call's carry but the pack did not; a meta file without its parts list:
+    PackError (one line from the CLI), not FileNotFoundError / KeyError."""
+    data = tmp_path / "squad"
+    data.mkdir()
+    (data / "dev.json").write_text('{"data": []}')
+    device_pack.pack(data, tmp_path / ".device", names=["dev.json"])
+    (tmp_path / ".device" / device_pack.PACK).unlink()
+    with pytest.raises(PackError, match="data.tar.xz is missing"):
+        device_pack.unpack(tmp_path / ".device", tmp_path / "there")
+    out, meta, _ = parts
+    (out / device_pack.META).write_text(json.dumps({"bytes": meta["bytes"], "sha256": meta["sha256"]}))
+    with pytest.raises(PackError, match="reader.meta.json"):
+        device_pack.join(out, tmp_path / "joined")
+    assert not (tmp_path / "joined").exists()
+
+
+def test_join_into_a_folder_that_cannot_be_written_is_one_line(parts, tmp_path, capsys):
+    out, _, _ = parts
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert device_pack.main(["join", str(out), "--to", str(blocker / "export")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(blocker) in err and len(err.splitlines()) == 1

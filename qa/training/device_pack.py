@@ -76,6 +76,8 @@ def unpack(pack_dir: Path, dest: Path) -> list[str]:
     if not sums_path.exists():
         raise PackError(f"{sums_path} is missing: run `make train-reader-device-pack` first")
     sums = json.loads(sums_path.read_text())
+    if not (Path(pack_dir) / PACK).is_file():
+        raise PackError(f"{Path(pack_dir) / PACK} is missing beside its sha256 file: carry the whole pack folder")
     if sha256_file(Path(pack_dir) / PACK) != sums["pack"]:
         raise PackError(f"{Path(pack_dir) / PACK} does not match its sha256: pack it again")
     dest.mkdir(parents=True, exist_ok=True)
@@ -127,6 +129,9 @@ def verify_parts(parts_dir: Path) -> tuple[dict, bytes]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
         raise PackError(f"{meta_path} is not valid JSON ({e}): fetch it again") from e
+    if not (isinstance(meta, dict) and isinstance(meta.get("parts"), list) and "sha256" in meta
+            and all(isinstance(p, dict) and {"name", "bytes", "sha256"} <= set(p) for p in meta["parts"])):
+        raise PackError(f"{meta_path} lacks the parts list or the sha256 (not written by device_pack split?)")
     whole = hashlib.sha256()
     chunks = []
     for part in meta["parts"]:
@@ -205,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             meta = join(args.parts_dir, args.to)
             print(f"joined {len(meta['parts'])} parts into {args.to} (sha256 {meta['sha256'][:16]}… checked)")
-    except PackError as e:
+    except (PackError, OSError) as e:  # OSError: a full disk, a folder that cannot be written
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
