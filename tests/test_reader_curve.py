@@ -426,3 +426,14 @@ def test_reader_curve_cli_without_an_export_or_a_log_is_one_line(tmp_path, capsy
     assert reader_curve.main(["--plot", "--curve", str(curve)]) == 0
     assert curve.with_suffix(".md").exists() and curve.with_suffix(".png").exists()
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_half_written_validation_line_does_not_stop_status_or_the_curve(tmp_path):
+    """The run appends to val.jsonl while status or an export reads it (or it stopped mid-line on a full
+    disk): the partial last line is skipped, the points before it are read."""
+    run = tmp_path / "full"
+    run.mkdir()
+    (run / "val.jsonl").write_text('{"step": 300, "f1": 71.5, "time": 1}\n{"step": 600, "f1')
+    assert [v["step"] for v in reader_runs.status(tmp_path)["validation"]] == [300]
+    curve = _curve()
+    assert reader_curve.add_run_log(curve, run / "val.jsonl", "r9", 0) == 1

@@ -111,13 +111,24 @@ def add_point(curve: dict, point: CurvePoint) -> dict:
     return curve
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a run's ``val.jsonl``; a line that does not parse (the run is appending it, or
+    stopped mid-line on a full disk) is skipped."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
 def add_run_log(curve: dict, val_jsonl: Path, run: str, origin_windows: int, batch_size: int = 32) -> int:
     """Add a run's periodic validation points (its ``val.jsonl``); returns how many."""
     n = 0
-    for line in Path(val_jsonl).read_text().splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
+    for rec in read_jsonl(val_jsonl):
         windows = origin_windows + int(rec.get("windows", rec["step"] * batch_size))
         questions = int(rec.get("questions", 400))
         add_point(curve, CurvePoint(f"{run} step {rec['step']}", windows, float(rec["f1"]), questions,

@@ -220,7 +220,7 @@ def status(runs: Path) -> dict:
     hardware = next((ln.split("hardware: ", 1)[1] for ln in reversed(log_lines) if "hardware: " in ln), None)
     val = []
     if (run / "val.jsonl").exists():
-        val = [json.loads(ln) for ln in (run / "val.jsonl").read_text().splitlines() if ln.strip()]
+        val = reader_curve.read_jsonl(run / "val.jsonl")
     ckpt = run / "checkpoint.pt"
     return {
         "run": str(run),
