@@ -132,6 +132,11 @@ def main() -> None:
     p.add_argument("--out", default=None, help="write the results as JSON here too")
     args = p.parse_args()
 
+    from qa.engine import cpu_has_bf16, cpu_info
+
+    cpu_ = cpu_info()
+    print(f"CPU: {cpu_['model']} ({cpu_['cores']} cores), flags: {', '.join(cpu_['flags']) or 'none of note'}; "
+          f"native bf16: {cpu_has_bf16()}; load average {os.getloadavg()[0]:.1f}", flush=True)
     texts = squad_chunks(args.chunks)
     names = args.variants.split(",")
     variants = make_variants(names)
@@ -162,7 +167,7 @@ def main() -> None:
             cos = np.sum(v * ref, axis=1)
             row.update(cos_min=float(cos.min()), cos_mean=float(cos.mean()))
         rows.append(row)
-    info = {"cpu_bf16": __import__("qa.engine", fromlist=["cpu_has_bf16"]).cpu_has_bf16(),
+    info = {"cpu": cpu_, "cpu_bf16": cpu_has_bf16(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "chunks": len(texts),
             "rounds": args.rounds, "python": platform.python_version()}
     print(json.dumps(info))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import re
 import resource
@@ -239,7 +240,16 @@ def measure(fmt: str, paths: list[Path]) -> Row:
                rss_growth, sum(len(d.text) for d in result.documents))
 
 
+def cpu_line() -> str:
+    from qa.engine import cpu_info
+
+    cpu = cpu_info()
+    return (f"CPU: {cpu['model']} ({cpu['cores']} cores), flags: {', '.join(cpu['flags']) or 'none of note'}; "
+            f"load average {os.getloadavg()[0]:.1f}")
+
+
 def run_throughput(args) -> None:
+    print(cpu_line())
     with tempfile.TemporaryDirectory() as tmp:
         if args.from_dir:
             folder = Path(args.from_dir)
@@ -362,6 +372,7 @@ def _html_qa(html: str) -> str:
 
 
 def run_compare(args) -> None:
+    print(cpu_line() + "\n")
     rng = random.Random(args.seed)
     n = args.docs
     pdfs = []

@@ -30,6 +30,7 @@ from collections import defaultdict
 import torch
 
 from qa.api import QA
+from qa.engine import cpu_info
 from qa.evaluation import squad
 from qa.pipeline import merge_hits
 from qa.types import Document
@@ -72,7 +73,9 @@ def main() -> None:
     p.add_argument("--read-ks", default="5,10")
     args = p.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    print(f"load {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores; torch threads {torch.get_num_threads()}")
+    cpu = cpu_info()
+    print(f"CPU: {cpu['model']}, flags: {', '.join(cpu['flags']) or 'none of note'}; "
+          f"load {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores; torch threads {torch.get_num_threads()}")
     ex = squad.select(squad.load_squad(squad.squad_dir() / "dev-v1.1.json"), include=squad.HELD_OUT_ARTICLES)
     paras = articles(ex)
     docs = [Document(id=t, text="\n\n".join(ps), title=t) for t, ps in paras.items()]

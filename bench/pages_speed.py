@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from screenshots import report_pdf
 
     from qa.config import PagesConfig
+    from qa.engine import cpu_info
     from qa.ingest.loading import load_file
     from qa.pages import PageCache, render_document_page
 
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             render_document_page(doc, None, hl, None, cfg, cache)
             warm.append(1000 * (time.perf_counter() - t0))
         band = page.band(PagesConfig().band)
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    cpu = cpu_info()
+    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, flags: {', '.join(cpu['flags']) or 'none of note'}, "
           f"load {os.getloadavg()[0]:.1f}; {args.runs} runs, page {page.page}, {page.width}x{page.height} px")
     print("| step | median ms | min ms |\n|---|---:|---:|")
     print(f"| first render (highlighted, PNG) | {statistics.median(cold):.1f} | {min(cold):.1f} |")

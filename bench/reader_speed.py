@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 
 from qa.evaluation import squad
 from qa.config import EngineConfig, ReaderConfig
+from qa.engine import cpu_info
 from qa.reader import SpanReader
 
 
@@ -66,7 +65,9 @@ def main() -> None:
 
     reader = SpanReader(replace(ReaderConfig(), path=args.model, engine=EngineConfig(kind="torch")))
     reader.warm_up()
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    cpu = cpu_info()
+    print(f"# {cpu['model']} ({cpu['cores']} cores; flags: {', '.join(cpu['flags']) or 'none of note'}), "
+          f"torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, {args.length} tokens, batch {args.batch}")
     exs = []
     if args.f1:

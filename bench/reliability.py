@@ -339,7 +339,9 @@ def chat_trials(clients: int, per_client: int, upload_mb: float, work: Path, one
     qa = QA(index_dir=idx, corpus_dir=ROOT / "seeds")
     qa.warm_up()
     expected = {q: qa.ask(q).answer for q in QUESTIONS}
-    out: dict = {}
+    from qa.engine import cpu_info
+
+    out: dict = {"cpu": cpu_info()}
     try:
         out["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     except OSError:

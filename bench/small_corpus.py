@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from qa.config import RetrievalConfig, Settings
+from qa.engine import cpu_info
 from qa.fusion import duplicate_groups
 from qa.api import QA
 from qa.types import Document
@@ -47,19 +48,11 @@ def corpus() -> list[Document]:
     return docs + [Document(id="library.html", text=NOTE, title="Library news")]
 
 
-def cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
 def main() -> None:
     torch.set_num_threads(1)
-    print(f"CPU: {cpu()}; {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}; torch threads 1")
+    cpu = cpu_info()
+    print(f"CPU: {cpu['model']}; {cpu['cores']} cores; flags: {', '.join(cpu['flags']) or 'none of note'}; "
+          f"load {os.getloadavg()[0]:.1f}; torch threads 1")
     base = QA(index_dir=tempfile.mkdtemp(prefix="qa-small-"), corpus_dir=None)
     base.add_documents(corpus())
     print(f"\n1. boilerplate corpus: {len(base.store)} chunks")

@@ -29,7 +29,7 @@ def main() -> None:
     from transformers import AutoModelForQuestionAnswering
 
     from qa.config import SHIPPED_READER
-    from qa.engine import cpu_has_bf16
+    from qa.engine import cpu_has_bf16, cpu_info
     from qa.training.train_reader import hardware_line
 
     model = AutoModelForQuestionAnswering.from_pretrained(SHIPPED_READER, dtype=torch.float32)
@@ -54,7 +54,8 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    print(hardware_line("cpu"), "| native bf16:", cpu_has_bf16(), "| load:", open("/proc/loadavg").read().split()[:3])
+    print(hardware_line("cpu"), "| flags:", ", ".join(cpu_info()["flags"]) or "none of note", "| native bf16:",
+          cpu_has_bf16(), "| load:", open("/proc/loadavg").read().split()[:3])
     for v in variants:  # warm-up, untimed
         torch.set_num_threads(v[1])
         step(v[0] != "fp32")

@@ -271,7 +271,10 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+    from qa.engine import cpu_info
+
+    return {"cpu": cpu, "flags": cpu_info()["flags"], "cores": os.cpu_count(),
+            "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
             "faiss": faiss.__version__, "python": platform.python_version(), "faiss_threads": faiss.omp_get_max_threads()}
 
 
