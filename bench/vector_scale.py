@@ -37,7 +37,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SQUAD = ROOT.parent / "shared" / "data" / "squad"
+
+
+def squad_file(name: str) -> Path:
+    """A SQuAD file of the shared data ($QA_DATA, else ../shared/data beside the checkout, as everywhere
+    else); the dev set must be there (without it every caller measured 0 chunks)."""
+    from qa.evaluation.squad import squad_dir
+
+    path = squad_dir() / name
+    if name == "dev-v1.1.json" and not path.exists():
+        raise SystemExit(f"no {path}: set QA_DATA to the shared data folder")
+    return path
 DEFAULT_CACHE = Path(os.environ.get("QA_BENCH_CACHE", "/tmp/qa-bench"))
 
 
@@ -49,7 +59,7 @@ def squad_chunks(limit: int, with_context: bool = False):
     from qa.ingest.loading import document_from_text
 
     chunker, out, ctxs, seen = Chunker(), [], [], set()
-    for path in (SQUAD / "dev-v1.1.json", SQUAD / "train" / "train-v1.1-full.json"):
+    for path in (squad_file("dev-v1.1.json"), squad_file("train/train-v1.1-full.json")):
         if not path.exists():
             continue
         for art in json.loads(path.read_text(encoding="utf-8"))["data"]:
@@ -70,7 +80,7 @@ def squad_chunks(limit: int, with_context: bool = False):
 def dev_questions(limit: int, with_context: bool = False):
     """A fixed random sample of SQuAD dev questions (with ``with_context``: also their gold paragraphs)."""
     qs, ctxs = [], []
-    for art in json.loads((SQUAD / "dev-v1.1.json").read_text(encoding="utf-8"))["data"]:
+    for art in json.loads(squad_file("dev-v1.1.json").read_text(encoding="utf-8"))["data"]:
         for para in art["paragraphs"]:
             for q in para["qas"]:
                 qs.append(q["question"].strip())
@@ -385,7 +395,7 @@ def _recall(got_ctx_rows, gold, ks=(1, 5, 10)):
 
 def _dev_setup(cache: Path, n_questions: int):
     texts, ctxs = squad_chunks(10**9, with_context=True)
-    dev = {p["context"] for a in json.loads((SQUAD / "dev-v1.1.json").read_text())["data"] for p in a["paragraphs"]}
+    dev = {p["context"] for a in json.loads(squad_file("dev-v1.1.json").read_text())["data"] for p in a["paragraphs"]}
     n_dev = sum(c in dev for c in ctxs)
     assert all(c in dev for c in ctxs[:n_dev])
     qs, qctx = dev_questions(n_questions, with_context=True)
