@@ -16,6 +16,7 @@ Prints the CPU, load and thread count; times are medians of 3 runs.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import tempfile
@@ -48,7 +49,8 @@ def corpus() -> list[Document]:
     return docs + [Document(id="library.html", text=NOTE, title="Library news")]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     torch.set_num_threads(1)
     cpu = cpu_info()
     print(f"CPU: {cpu['model']}; {cpu['cores']} cores; flags: {', '.join(cpu['flags']) or 'none of note'}; "
