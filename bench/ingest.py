@@ -12,7 +12,8 @@ of the process's maximum RSS during the timed pass is printed too) per format.
 Generating the 1,000 files takes ~4 minutes on 2 cores (fpdf2 line breaking is
 pure Python): keep them with ``--keep DIR`` and rerun with ``--from DIR``.
 Needs the test extra (fpdf2); ``--compare`` also needs pypdf, pdfplumber,
-trafilatura and beautifulsoup4 (pip install them; they are not dependencies).
+trafilatura, beautifulsoup4 and lxml (the test and bench extras:
+``pip install -e '.[test,bench]'``).
 
 ``--compare`` extracts the same generated PDFs with pypdfium2, pypdf and
 pdfplumber, and the same generated HTML pages with trafilatura, selectolax
@@ -372,6 +373,11 @@ def _html_qa(html: str) -> str:
 
 
 def run_compare(args) -> None:
+    import importlib.util
+
+    missing = [m for m in ("pypdf", "pdfplumber", "trafilatura", "bs4", "lxml") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SystemExit(f"--compare needs {', '.join(missing)}: pip install -e '.[test,bench]'")
     print(cpu_line() + "\n")
     rng = random.Random(args.seed)
     n = args.docs

@@ -144,9 +144,17 @@ def make_corpus(real: np.ndarray, n: int, seed: int = 0, noise: float = 0.35) ->
 
 
 # ----------------------------------------------------------------- measuring
-def _rss_mb(include_children: bool = False) -> float:
-    import psutil
+def _psutil():
+    """psutil (the bench extra): its absence is one line, not a traceback in the middle of a run."""
+    try:
+        import psutil
+    except ImportError:
+        raise SystemExit("psutil is missing (memory figures): pip install -e '.[bench]'") from None
+    return psutil
 
+
+def _rss_mb(include_children: bool = False) -> float:
+    psutil = _psutil()
     proc = psutil.Process()
     rss = proc.memory_info().rss
     if include_children:  # Milvus Lite runs its engine in a child process
@@ -274,8 +282,8 @@ def bench_one(name: str, corpus: np.ndarray, queries: np.ndarray, truth: np.ndar
 
 def machine() -> dict:
     import faiss
-    import psutil
 
+    psutil = _psutil()
     cpu = ""
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
