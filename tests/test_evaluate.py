@@ -566,32 +566,13 @@ def test_cli_splits_misses_by_cause_in_the_table_and_json(tmp_path, monkeypatch,
 def test_reader_mode_predictions_are_cached_and_reused(tmp_path, monkeypatch, capsys):
     """--predictions: the second run re-measures from the cache without the model."""
     from qa.evaluation import cli as evcli
-    from qa.reader import Calibration, ReadResult, Span
 
     data = {"data": [{"title": "T", "paragraphs": [{"context": "Ann Lee founded the mill in 1911.", "qas": [
         {"id": "q1", "question": "Who founded the mill?", "answers": [{"text": "Ann Lee", "answer_start": 0}]},
         {"id": "q2", "question": "When?", "answers": [{"text": "1911", "answer_start": 28}]}]}]}]}
     sq = tmp_path / "s.json"
     sq.write_text(json.dumps(data))
-    calls = []
-
-    class Reader:
-        def __init__(self, config):
-            self.config, self.path, self.loaded = config, tmp_path, False
-            self.calibration = Calibration(a=1.0, b=0.0, threshold=0.5)
-
-        @property
-        def threshold(self):
-            return 0.5
-
-        def run(self, questions, passages):
-            calls.append(len(questions))
-            return [ReadResult([Span(0, 7, 3.0, 0.0, 0)], 0.0) for _ in questions]
-
-    import qa.reader
-
-    monkeypatch.setattr(qa.reader, "SpanReader", Reader)
-    monkeypatch.setattr(evcli, "_calibration_only", lambda r: Calibration(a=1.0, b=0.0, threshold=0.5))
+    calls = _reader_answering_ann_lee(monkeypatch, tmp_path)
     preds, out = tmp_path / "p.json", tmp_path / "r.json"
     assert evcli.main(["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]) == 0
     assert calls == [2] and preds.exists()
@@ -609,32 +590,13 @@ def test_reader_mode_with_a_partly_filled_predictions_cache_times_only_what_it_r
     get no latency, and the run is scored (it failed with an IndexError after
     reading: latencies were kept per batch read, not per question)."""
     from qa.evaluation import cli as evcli
-    from qa.reader import Calibration, ReadResult, Span
 
     qas = [{"id": f"q{i}", "question": f"Who founded mill {i}?", "answers": [{"text": "Ann Lee", "answer_start": 0}]}
            for i in range(5)]
     sq = tmp_path / "s.json"
     sq.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [
         {"context": "Ann Lee founded the mill in 1911.", "qas": qas}]}]}))
-    calls = []
-
-    class Reader:
-        def __init__(self, config):
-            self.config, self.path, self.loaded = config, tmp_path, False
-            self.calibration = Calibration(a=1.0, b=0.0, threshold=0.5)
-
-        @property
-        def threshold(self):
-            return 0.5
-
-        def run(self, questions, passages):
-            calls.append(len(questions))
-            return [ReadResult([Span(0, 7, 3.0, 0.0, 0)], 0.0) for _ in questions]
-
-    import qa.reader
-
-    monkeypatch.setattr(qa.reader, "SpanReader", Reader)
-    monkeypatch.setattr(evcli, "_calibration_only", lambda r: Calibration(a=1.0, b=0.0, threshold=0.5))
+    calls = _reader_answering_ann_lee(monkeypatch, tmp_path)
     preds, out = tmp_path / "p.json", tmp_path / "r.json"
     common = ["--squad", str(sq), "--mode", "reader", "--predictions", str(preds), "--json", str(out)]
     assert evcli.main(common + ["--limit", "3", "--batch-size", "2"]) == 0
@@ -772,3 +734,32 @@ def test_the_eval_index_help_states_the_real_default(monkeypatch):
     action = next(a for a in evcli.build_parser()._actions if "--index" in a.option_strings)
     assert "/srv/qa/myindex" in action.help and "kept in step with /srv/qa/mydocs" in action.help, action.help
     assert "index/ for" not in action.help and "temporary" in action.help
+
+
+def _reader_answering_ann_lee(monkeypatch, tmp_path) -> list[int]:
+    """Installs a reader that answers every question with the passage's first 7
+    characters (no model: these tests are about the predictions cache); returns
+    the list that records how many questions each call read."""
+    from qa.evaluation import cli as evcli
+    from qa.reader import Calibration, ReadResult, Span
+
+    calls: list[int] = []
+
+    class Reader:
+        def __init__(self, config):
+            self.config, self.path, self.loaded = config, tmp_path, False
+            self.calibration = Calibration(a=1.0, b=0.0, threshold=0.5)
+
+        @property
+        def threshold(self):
+            return 0.5
+
+        def run(self, questions, passages):
+            calls.append(len(questions))
+            return [ReadResult([Span(0, 7, 3.0, 0.0, 0)], 0.0) for _ in questions]
+
+    import qa.reader
+
+    monkeypatch.setattr(qa.reader, "SpanReader", Reader)
+    monkeypatch.setattr(evcli, "_calibration_only", lambda r: Calibration(a=1.0, b=0.0, threshold=0.5))
+    return calls
