@@ -5,6 +5,7 @@ over past ``exact_fusion_max``, and Milvus Lite serves and cleans up after itsel
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -92,19 +93,11 @@ def test_milvus_lite_index_written_by_one_process_is_served_by_the_next(tmp_path
     # 'released' (Milvus Lite loads a collection only in the process that created it) and
     # every question failed with an internal error.
     pytest.importorskip("milvus_lite", reason="milvus-lite is a declared dependency; missing here")
-    import subprocess
-    import sys
-
     import numpy as np
 
     from qa.store.backends.milvus import MilvusIndex
 
-    folder = tmp_path / "vectors"
-    folder.mkdir()
-    write = ("import sys, numpy as np\nfrom pathlib import Path\nfrom qa.store.backends.milvus import MilvusIndex\n"
-             "ix = MilvusIndex(4, uri=sys.argv[1], index_type='FLAT')\n"
-             "ix.add(np.arange(4), np.eye(4, dtype='float32'))\nix.save(Path(sys.argv[2]))\n")
-    subprocess.run([sys.executable, "-c", write, str(tmp_path / "milvus.db"), str(folder)], check=True, timeout=300)
+    folder = _milvus_index_written_by_another_process(tmp_path)
     back = MilvusIndex.load(folder)
     assert len(back) == 4
     scores, ids = back.search(np.eye(4, dtype="float32")[2:3], 1)
@@ -121,12 +114,7 @@ def test_milvus_lite_updated_from_a_new_process_says_nothing_on_stderr(tmp_path)
     import subprocess
     import sys
 
-    folder = tmp_path / "vectors"
-    folder.mkdir()
-    write = ("import sys, numpy as np\nfrom pathlib import Path\nfrom qa.store.backends.milvus import MilvusIndex\n"
-             "ix = MilvusIndex(4, uri=sys.argv[1], index_type='FLAT')\n"
-             "ix.add(np.arange(4), np.eye(4, dtype='float32'))\nix.save(Path(sys.argv[2]))\n")
-    subprocess.run([sys.executable, "-c", write, str(tmp_path / "milvus.db"), str(folder)], check=True, timeout=300)
+    folder = _milvus_index_written_by_another_process(tmp_path)
     update = ("import sys, numpy as np\nfrom pathlib import Path\nfrom qa.store.backends.milvus import MilvusIndex\n"
               "ix = MilvusIndex.load(Path(sys.argv[1])).copy()\n"
               "ix.add(np.arange(4, 6), np.eye(4, dtype='float32')[:2])\n"
@@ -202,3 +190,18 @@ def test_a_milvus_lite_file_open_in_another_process_is_said_so(tmp_path, caplog)
         holder.kill()
         holder.wait()
     assert len(IndexStore.load(idx).documents) == 1  # once the other process has gone
+
+
+def _milvus_index_written_by_another_process(tmp_path: Path) -> Path:
+    """A 4-vector Milvus Lite index (ids 0-3, unit vectors) saved to ``tmp_path/vectors``
+    by a separate Python process, as `qa index --backend milvus` would leave it."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    write = ("import sys, numpy as np\nfrom pathlib import Path\nfrom qa.store.backends.milvus import MilvusIndex\n"
+             "ix = MilvusIndex(4, uri=sys.argv[1], index_type='FLAT')\n"
+             "ix.add(np.arange(4), np.eye(4, dtype='float32'))\nix.save(Path(sys.argv[2]))\n")
+    subprocess.run([sys.executable, "-c", write, str(tmp_path / "milvus.db"), str(folder)], check=True, timeout=300)
+    return folder
