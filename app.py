@@ -38,7 +38,8 @@ def port_number(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qa.cli import index_help, positive_int
+    from qa.argtypes import positive_int
+    from qa.cli import index_help
 
     p = argparse.ArgumentParser(description="Web chat over your documents.")
     p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"),

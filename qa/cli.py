@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from qa.argtypes import positive_int, probability
 from qa.config import VECTOR_BACKEND_CHOICES, LimitsConfig, RetrievalConfig
 from qa.errors import QAError
 from qa.formatting import fractions, guess_first, location
@@ -317,21 +318,6 @@ def _error(message: str) -> None:
     print("error: " + " ".join(str(message).split()), file=sys.stderr)
 
 
-def _number(cast, kind: str, ok, bounds: str):
-    """An argparse type: ``cast`` the text, then check it with ``ok``."""
-    def parse(value: str):
-        try:
-            x = cast(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not {kind}") from None
-        if not ok(x):
-            raise argparse.ArgumentTypeError(f"must be {bounds}, not {x}")
-        return x
-    return parse
-
-
-positive_int = _number(int, "a whole number", lambda n: n >= 1, "at least 1")
-_probability = _number(float, "a number", lambda x: 0.0 <= x <= 1.0, "a probability between 0 and 1")
 
 
 def index_help(sync: bool = True) -> str:
@@ -373,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("question")
     s.add_argument("--json", action="store_true", help="print the Answer as JSON")
     s.add_argument("--top-k", type=positive_int, help=TOP_K_HELP)
-    s.add_argument("--min-score", type=_probability, help="confidence (0-1) below which to answer nothing")
+    s.add_argument("--min-score", type=probability, help="confidence (0-1) below which to answer nothing")
     s.set_defaults(func=cmd_ask)
 
     s = with_index(sub.add_parser("calibrate", help="choose the confidence threshold from your own gold questions",
@@ -383,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "index (used by ask, the CLI and the app)."))
     s.add_argument("gold", help="gold JSONL file")
     crit = s.add_mutually_exclusive_group()
-    crit.add_argument("--precision", type=_probability, help="lowest threshold whose answers are at least this precise (0-1)")
-    crit.add_argument("--max-withheld", type=_probability,
+    crit.add_argument("--precision", type=probability, help="lowest threshold whose answers are at least this precise (0-1)")
+    crit.add_argument("--max-withheld", type=probability,
                       help="highest threshold that hides at most this share (0-1) of the right answers")
     s.add_argument("--top-k", type=positive_int, help=TOP_K_HELP)
     s.add_argument("--dry-run", action="store_true", help="print the figures, store nothing")

@@ -36,30 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from qa._files import atomic_write_json, weights_fingerprint
+from qa.argtypes import positive_int, probability
 from qa.evaluation.gold import GoldFormatError, GoldQuestion, load_gold, squad_gold
 from qa.evaluation.report import format_table, plot
 from qa.evaluation.runs import Run, run_pipeline, run_reader, run_retrieval, summarise
 from qa.evaluation.squad import HELD_OUT_ARTICLES
 
 
-def _number(cast: Any, kind: str, ok: Any, bounds: str) -> Any:
-    """An argparse type: ``cast`` the text, then check it with ``ok``, so a
-    ``--limit 0`` or ``--min-score 2`` is a usage error instead of a silently
-    odd run (``--limit 0`` used to mean every question, ``--limit -1`` all but
-    the last, ``--batch-size -1`` no answers at all)."""
-    def parse(value: str) -> Any:
-        try:
-            x = cast(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not {kind}") from None
-        if not ok(x):
-            raise argparse.ArgumentTypeError(f"must be {bounds}, not {value}")
-        return x
-    return parse
-
-
-_positive_int = _number(int, "a whole number", lambda n: n >= 1, "at least 1")
-_probability = _number(float, "a number", lambda x: 0.0 <= x <= 1.0, "a probability between 0 and 1")
 
 
 def _index_help() -> str:
@@ -81,17 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQuAD: 'reader' gives the gold paragraph to the reader; 'open' indexes every "
                         "paragraph and asks without it (default)")
     p.add_argument("--index", help=_index_help().replace("%", "%%"))
-    p.add_argument("--limit", type=_positive_int, help="first N questions only")
+    p.add_argument("--limit", type=positive_int, help="first N questions only")
     p.add_argument("--articles", help="SQuAD: comma-separated article titles")
     p.add_argument("--held-out", action="store_true", help="SQuAD: the fixed held-out articles only")
     p.add_argument("--train-articles", action="store_true", help="SQuAD: every article except the held-out ones")
     p.add_argument("--retrieval", default=None,
                    help="hybrid, dense, bm25 or rrf (default: the configured mode); a comma list evaluates each")
     p.add_argument("--retrieval-only", action="store_true", help="skip the reader: retrieval figures only")
-    p.add_argument("--top-k", type=_positive_int, help="passages read per question (default: configured)")
-    p.add_argument("--depth", type=_positive_int, default=50, help="chunks retrieved for recall@k/MRR (default 50)")
-    p.add_argument("--min-score", type=_probability, help="operating threshold (default: the model's calibrated one)")
-    p.add_argument("--batch-size", type=_positive_int,
+    p.add_argument("--top-k", type=positive_int, help="passages read per question (default: configured)")
+    p.add_argument("--depth", type=positive_int, default=50, help="chunks retrieved for recall@k/MRR (default 50)")
+    p.add_argument("--min-score", type=probability, help="operating threshold (default: the model's calibrated one)")
+    p.add_argument("--batch-size", type=positive_int,
                    help="questions per call (default 1 for GOLD, so latency is that of single ask() calls; "
                         "32 for SQuAD, reported as batch time / n)")
     p.add_argument("--predictions", help="SQuAD reader mode: cache of the reader's raw candidates (written after "
