@@ -43,8 +43,6 @@ from qa.evaluation.runs import Run, run_pipeline, run_reader, run_retrieval, sum
 from qa.evaluation.squad import HELD_OUT_ARTICLES
 
 
-
-
 def _index_help() -> str:
     """The default as the settings have it now (QA_INDEX_DIR, else the checkout's index/,
     else ./index), and the folder it is kept in step with: a fixed "index/" was wrong."""

@@ -94,8 +94,6 @@ def dedupe_spans(spans: list[Span]) -> list[Span]:
     return kept
 
 
-
-
 #: Markdown at a span's start: a heading's #s, a quote's >, a bullet, a table's |,
 #: each followed by a space (so "C#", "#1" and "3 - 2" stay), or emphasis/code marks.
 _LEADING_MARKUP = re.compile(r"(?:(?:#{1,6}|>|[-*+]|\|)[ \t]+|\*+|`+|~~)+")

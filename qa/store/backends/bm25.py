@@ -43,8 +43,8 @@ def _invisible() -> dict[int, None]:
 def tokenize(texts: Sequence[str], config: BM25Config) -> list[list[str]]:
     import bm25s
 
-    invisible = _invisible()
-    return bm25s.tokenize([t.translate(invisible) for t in texts], stopwords=config.stopwords, stemmer=_stemmer(config),
+    visible = [t.translate(_invisible()) for t in texts]
+    return bm25s.tokenize(visible, stopwords=config.stopwords, stemmer=_stemmer(config),
                           return_ids=False, show_progress=False)
 
 
